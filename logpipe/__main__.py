@@ -1,0 +1,5 @@
+"""``python -m logpipe`` is the same as the ``logpipe`` console script."""
+
+from logpipe.cli import main
+
+main()

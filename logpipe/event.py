@@ -11,6 +11,7 @@ Every queue in logpipe carries one of these two types and nothing else.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 
@@ -41,12 +42,14 @@ class Event:
 
     ``fields`` is the nested ECS document as it will be indexed. ``tags`` is
     merged into ``fields["tags"]`` at encoding time. ``line`` keeps the source
-    position for acknowledgement.
+    position for acknowledgement. ``timestamp`` is the event's own time (aware,
+    UTC), from which its daily index is named; ``None`` when the line had none.
     """
 
     fields: dict[str, Any]
     line: Line
     tags: list[str] = field(default_factory=list)
+    timestamp: datetime | None = None
 
     @property
     def size(self) -> int:

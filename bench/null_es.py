@@ -1,0 +1,227 @@
+"""A "null" Elasticsearch: accepts bulk requests as fast as it can and stores nothing.
+
+Run it as its own process so that its CPU is not counted as the client's::
+
+    python bench/null_es.py --port 9299
+
+It speaks just enough HTTP/1.1 (plain asyncio streams, keep-alive, bodies sized
+by ``Content-Length`` or chunked) and just enough of the Elasticsearch 8.x REST
+API for a shipper to run against it:
+
+- ``GET /`` (and ``HEAD /``): an 8.15.3 info document. Every response carries
+  ``X-Elastic-Product: Elasticsearch``, without which the official client
+  refuses to talk to the server;
+- ``GET /_index_template/<name>``: 404 (no template is ever kept);
+  ``PUT /_index_template/<name>``: ``{"acknowledged": true}``;
+- ``POST /_bulk`` and ``POST /<index>/_bulk``: every item answered 201. The
+  body is parsed only as far as the answer needs: action lines are every other
+  line, and only they are decoded (for ``_index`` and ``_id``);
+- ``GET /_null/stats``: ``{"requests": ..., "bulk_requests": ..., "docs": ...}``
+  since start, so a benchmark can check that everything arrived.
+
+Anything else is answered 404 in Elasticsearch's error shape. ``create``,
+``index`` and ``update`` actions are assumed to be followed by a source line
+(``delete`` is not used by the shippers this serves).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import gzip
+import itertools
+import signal
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import orjson
+
+VERSION = "8.15.3"
+INFO = orjson.dumps(
+    {
+        "name": "null-es",
+        "cluster_name": "bench",
+        "cluster_uuid": "bench-null-elasticsearch",
+        "version": {
+            "number": VERSION,
+            "build_flavor": "default",
+            "build_type": "docker",
+            "build_snapshot": False,
+            "lucene_version": "9.11.1",
+            "minimum_wire_compatibility_version": "7.17.0",
+            "minimum_index_compatibility_version": "7.0.0",
+        },
+        "tagline": "You Know, for Search",
+    }
+)
+ACKNOWLEDGED = b'{"acknowledged":true}'
+REASONS = {200: b"OK", 201: b"Created", 400: b"Bad Request", 404: b"Not Found"}
+MAX_HEADER_BYTES = 64 * 1024
+
+
+@dataclass(slots=True)
+class Stats:
+    requests: int = 0
+    bulk_requests: int = 0
+    docs: int = 0
+
+
+@dataclass(slots=True)
+class Request:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
+def not_found(what: str) -> bytes:
+    """An Elasticsearch-shaped 404 body."""
+    cause = {"type": "resource_not_found_exception", "reason": f"{what} not found"}
+    return orjson.dumps({"error": {"root_cause": [cause], **cause}, "status": 404})
+
+
+def bulk_response(body: bytes, default_index: str | None) -> tuple[bytes, int]:
+    """The answer to a bulk ``body``: every action created; also the number of actions."""
+    lines = [line for line in body.split(b"\n") if line.strip()]
+    ids = itertools.count()
+    items = []
+    for action_line in lines[::2]:
+        action = orjson.loads(action_line)
+        op, meta = next(iter(action.items()))
+        index = meta.get("_index", default_index)
+        doc_id = meta.get("_id") or f"null-{next(ids)}"
+        result = {"_index": index, "_id": doc_id, "_version": 1, "result": "created"}
+        items.append({op: {**result, "status": 201, "_seq_no": 0, "_primary_term": 1}})
+    answer = orjson.dumps({"errors": False, "took": 0, "items": items})
+    return answer, len(items)
+
+
+class NullElasticsearch:
+    """Routes parsed requests to canned answers and counts what it was sent."""
+
+    def __init__(self) -> None:
+        self.stats = Stats()
+
+    def answer(self, request: Request) -> tuple[int, bytes]:
+        """Status and JSON body for ``request``."""
+        self.stats.requests += 1
+        method, path = request.method, request.path.split("?", 1)[0].rstrip("/") or "/"
+        if path == "/" and method in ("GET", "HEAD"):
+            return 200, INFO
+        if path.endswith("/_bulk") and method in ("POST", "PUT"):
+            index = path[1:].split("/", 1)[0] if path != "/_bulk" else None
+            answer, count = bulk_response(request.body, index)
+            self.stats.bulk_requests += 1
+            self.stats.docs += count
+            return 200, answer
+        if path.startswith("/_index_template/"):
+            if method == "PUT":
+                return 200, ACKNOWLEDGED
+            return 404, not_found(f"index template matching [{path[17:]}]")
+        if path == "/_null/stats":
+            stats = self.stats
+            return 200, orjson.dumps(
+                {
+                    "requests": stats.requests,
+                    "bulk_requests": stats.bulk_requests,
+                    "docs": stats.docs,
+                }
+            )
+        return 404, not_found(f"[{method} {path}]")
+
+
+async def read_request(reader: asyncio.StreamReader) -> Request | None:
+    """One request off the connection, or ``None`` when the client has gone."""
+    try:
+        head = await reader.readuntil(b"\r\n\r\n")
+    except (asyncio.IncompleteReadError, ConnectionError):
+        return None
+    request_line, *header_lines = head.decode("latin-1").split("\r\n")
+    method, path, _version = request_line.split(" ", 2)
+    headers: dict[str, str] = {}
+    for line in header_lines:
+        name, sep, value = line.partition(":")
+        if sep:
+            headers[name.strip().lower()] = value.strip()
+    if headers.get("transfer-encoding", "").lower() == "chunked":
+        body = await read_chunked(reader)
+    else:
+        body = await reader.readexactly(int(headers.get("content-length", "0")))
+    if headers.get("content-encoding", "").lower() == "gzip":
+        body = gzip.decompress(body)
+    return Request(method, path, headers, body)
+
+
+async def read_chunked(reader: asyncio.StreamReader) -> bytes:
+    """A ``Transfer-Encoding: chunked`` body (trailers are skipped)."""
+    parts: list[bytes] = []
+    while True:
+        size = int((await reader.readuntil(b"\r\n")).split(b";", 1)[0], 16)
+        if size == 0:
+            while (await reader.readuntil(b"\r\n")) != b"\r\n":
+                pass
+            return b"".join(parts)
+        parts.append(await reader.readexactly(size))
+        await reader.readexactly(2)
+
+
+def response_bytes(status: int, body: bytes, head_only: bool) -> bytes:
+    """A complete HTTP/1.1 response."""
+    headers = (
+        b"HTTP/1.1 %d %s\r\n"
+        b"X-Elastic-Product: Elasticsearch\r\n"
+        b"Content-Type: application/vnd.elasticsearch+json;compatible-with=8\r\n"
+        b"Content-Length: %d\r\n\r\n" % (status, REASONS.get(status, b"Unknown"), len(body))
+    )
+    return headers if head_only else headers + body
+
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+def make_handler(app: NullElasticsearch) -> Handler:
+    """The per-connection coroutine for :func:`asyncio.start_server`."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while (request := await read_request(reader)) is not None:
+                status, body = app.answer(request)
+                writer.write(response_bytes(status, body, request.method == "HEAD"))
+                await writer.drain()
+                if request.headers.get("connection", "").lower() == "close":
+                    break
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()
+
+    return handle
+
+
+async def serve(host: str, port: int) -> None:
+    """Serve until SIGTERM or SIGINT."""
+    app = NullElasticsearch()
+    server = await asyncio.start_server(make_handler(app), host, port, limit=MAX_HEADER_BYTES)
+    bound = server.sockets[0].getsockname()[1]
+    print(f"null-es listening on http://{host}:{bound}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with server:
+        await stop.wait()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port (printed)")
+    args = parser.parse_args()
+    asyncio.run(serve(args.host, args.port))
+
+
+if __name__ == "__main__":
+    main()

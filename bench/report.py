@@ -1,0 +1,160 @@
+"""Measurements, their summaries, and the markdown the runner prints and records.
+
+Kept apart from ``run.py`` so that the numbers' meaning (what is a median of
+what, which ratio divides what) is defined in one short place.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True, slots=True)
+class Measurement:
+    """One timed run: of a child process (CPU and RSS known) or in-process (wall only)."""
+
+    events: int
+    wall: float
+    cpu: float | None = None  # user + sys seconds of the child process alone
+    max_rss_kib: int | None = None  # ru_maxrss of the child (KiB on Linux)
+
+    @property
+    def rate(self) -> float:
+        return self.events / self.wall if self.wall else 0.0
+
+    @property
+    def cpu_per_million(self) -> float | None:
+        if self.cpu is None or not self.events:
+            return None
+        return self.cpu * 1_000_000 / self.events
+
+
+@dataclass(frozen=True, slots=True)
+class Spread:
+    """Median, minimum and maximum of one figure over the runs."""
+
+    median: float
+    low: float
+    high: float
+
+    @classmethod
+    def of(cls, values: list[float]) -> Spread:
+        return cls(statistics.median(values), min(values), max(values))
+
+    def cell(self, fmt: str) -> str:
+        return f"{self.median:{fmt}} ({self.low:{fmt}}..{self.high:{fmt}})"
+
+
+@dataclass(slots=True)
+class Row:
+    """All runs of one implementation against one sink."""
+
+    sink: str
+    impl: str
+    runs: list[Measurement]
+
+    def spread(self, figure: str) -> Spread | None:
+        values = [getattr(m, figure) for m in self.runs]
+        if not values or any(v is None for v in values):
+            return None
+        return Spread.of(values)
+
+
+_COLUMNS = (
+    ("wall", ".2f", 1.0),
+    ("rate", ",.0f", 1.0),
+    ("cpu", ".2f", 1.0),
+    ("cpu_per_million", ".1f", 1.0),
+    ("max_rss_kib", ",.0f", 1 / 1024),
+)
+HEADER = (
+    "| sink | implementation | events | wall s | events/s | CPU s (user+sys) "
+    "| CPU-s / M events | peak RSS MiB |\n"
+    "|---|---|---:|---:|---:|---:|---:|---:|"
+)
+
+
+def row_markdown(row: Row) -> str:
+    """One table line: medians with (min..max) over the runs."""
+    cells = [row.sink, row.impl, f"{row.runs[0].events:,}"]
+    for figure, fmt, scale in _COLUMNS:
+        spread = row.spread(figure)
+        if spread is None:
+            cells.append("—")
+        else:
+            scaled = Spread(spread.median * scale, spread.low * scale, spread.high * scale)
+            cells.append(scaled.cell(fmt))
+    return "| " + " | ".join(cells) + " |"
+
+
+def ratio_lines(rows: list[Row]) -> list[str]:
+    """logpipe against the baseline and the server ceiling, per sink, from medians."""
+    by_key = {(row.sink, row.impl): row for row in rows}
+    lines: list[str] = []
+    for sink in dict.fromkeys(row.sink for row in rows):
+        logpipe = by_key.get((sink, "logpipe"))
+        baseline = by_key.get((sink, "baseline"))
+        ceiling = by_key.get((sink, "server ceiling"))
+        parts = []
+        if logpipe is not None and baseline is not None:
+            parts.append(_ratio("wall", logpipe, baseline, "logpipe / baseline: wall time"))
+            parts.append(_ratio("cpu_per_million", logpipe, baseline, "CPU per event"))
+            parts.append(_ratio("max_rss_kib", logpipe, baseline, "peak RSS"))
+        if logpipe is not None and ceiling is not None:
+            parts.append(_ratio("rate", logpipe, ceiling, "logpipe / server ceiling: events/s"))
+        if baseline is not None and ceiling is not None:
+            parts.append(_ratio("rate", baseline, ceiling, "baseline / server ceiling: events/s"))
+        lines.append(f"- **{sink}**: " + "; ".join(p for p in parts if p))
+    return lines
+
+
+def _ratio(figure: str, mine: Row, other: Row, label: str) -> str:
+    a, b = mine.spread(figure), other.spread(figure)
+    if a is None or b is None or b.median == 0:
+        return ""
+    return f"{label} x{a.median / b.median:.2f}"
+
+
+def table(rows: list[Row]) -> str:
+    """The results table and the ratio lines, as markdown."""
+    body = "\n".join(row_markdown(row) for row in rows)
+    return f"{HEADER}\n{body}\n\nRatios (medians):\n\n" + "\n".join(ratio_lines(rows))
+
+
+def machine() -> str:
+    """``uname -a``, cores, CPU model and Python version, as markdown bullet points."""
+    uname = subprocess.run(["uname", "-a"], capture_output=True, text=True).stdout.strip()
+    model = "unknown"
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return (
+        f"- machine: `{uname}`\n- cores (nproc): {os.cpu_count()}; CPU: {model}\n"
+        f"- Python {platform.python_version()} ({platform.python_implementation()})"
+    )
+
+
+def section(command: str, settings: str, rows: list[Row], notes: list[str]) -> str:
+    """A dated RESULTS.md section."""
+    stamp = time.strftime("%Y-%m-%d %H:%M %Z")
+    extra = "".join(f"- {note}\n" for note in notes)
+    return (
+        f"## {stamp}\n\n{machine()}\n- command: `{command}`\n- {settings}\n{extra}\n{table(rows)}\n"
+    )
+
+
+def append_results(path: Path, text: str) -> None:
+    """Append ``text`` to ``path``, creating it with a title when new."""
+    if not path.exists():
+        path.write_text("# Benchmark results\n\nAppended by `bench/run.py`; newest last.\n")
+    with path.open("a", encoding="utf-8") as out:
+        out.write("\n" + text)

@@ -1,0 +1,266 @@
+"""Acknowledged read positions, one per file, kept in a small JSON file.
+
+Format (``version`` first so a future format can be told apart)::
+
+    {"version": 1,
+     "files": {"<fingerprint>": {"path": str, "offset": int,
+                                  "generation": int, "updated": float}}}
+
+``offset`` is the end of the last line whose delivery was acknowledged, so a
+restart resumes exactly after it. The store never moves an offset backwards
+within a generation: acknowledgements may arrive out of order and the earlier
+one must not undo the later.
+
+Durability, like Vector's checkpointer: write a temp file in the same
+directory, fsync it, ``os.replace`` it over the real file, fsync the
+directory. A crash at any point leaves either the old or the new file, never a
+mix. Before each replace the current file is hard-linked to ``<name>.prev``, so
+if the main file is ever found torn or garbage (a filesystem that lied about
+fsync, a hand edit) loading falls back to the previous good copy.
+
+Error tree::
+
+    CheckpointError
+    └── CheckpointWriteError   save() could not persist; memory kept, retry later
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from logpipe.durable import write_fsynced
+
+FORMAT_VERSION = 1
+
+log = logging.getLogger("logpipe.checkpoints")
+
+
+class CheckpointError(Exception):
+    """Base class of checkpoint store errors."""
+
+
+class CheckpointWriteError(CheckpointError):
+    """The checkpoint file could not be written (disk full, read-only, ...).
+
+    The on-disk file still holds the last state that was saved; the in-memory
+    state is kept and the next :meth:`CheckpointStore.save` tries again.
+    """
+
+
+@dataclass(slots=True, frozen=True)
+class FileCheckpoint:
+    """Where reading of one file resumes: ``offset`` within ``generation``.
+
+    ``path`` is informational (the last name the file was read under).
+    ``updated`` is the wall-clock time of the last advance.
+    """
+
+    path: str
+    offset: int
+    generation: int
+    updated: float = 0.0
+
+
+class CheckpointStore:
+    """Checkpoints of all files of one logpipe process, persisted at ``path``.
+
+    Synchronous and small on purpose: the pipeline calls :meth:`save` at most
+    about once a second, and the file holds one entry per live log file.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._files: dict[str, FileCheckpoint] = {}
+        self._dirty = False
+        # False while the main file is known garbage that could not be moved
+        # aside: it must then never be linked over the good ``.prev``.
+        self._main_trusted = True
+        self.load()
+
+    @property
+    def prev_path(self) -> Path:
+        """The previous good copy, used when the main file is unreadable."""
+        return self.path.with_name(self.path.name + ".prev")
+
+    @property
+    def corrupt_path(self) -> Path:
+        """Where an unreadable main file is moved aside for inspection."""
+        return self.path.with_name(self.path.name + ".corrupt")
+
+    @property
+    def dirty(self) -> bool:
+        """True when memory holds progress not yet saved."""
+        return self._dirty
+
+    def load(self) -> None:
+        """Replace the in-memory state with the file's; never raises on bad content.
+
+        A missing file means a first start (empty). An unreadable one is moved to
+        ``<name>.corrupt``, a warning ``checkpoint_corrupt`` is logged and the
+        ``.prev`` copy is used if it is readable, else the state starts empty.
+        """
+        self._dirty = False
+        self._main_trusted = True
+        try:
+            self._files = _read(self.path)
+            return
+        except FileNotFoundError:
+            self._files = {}
+            return
+        except (OSError, ValueError) as exc:
+            self._set_aside(exc)
+        try:
+            self._files = _read(self.prev_path)
+            log.warning("checkpoint_restored", extra={"path": str(self.prev_path)})
+        except (OSError, ValueError):
+            self._files = {}
+
+    def get(self, file_id: str) -> FileCheckpoint | None:
+        """The checkpoint of ``file_id``, or ``None`` if it was never acknowledged."""
+        return self._files.get(file_id)
+
+    def snapshot(self) -> dict[str, FileCheckpoint]:
+        """A copy of all checkpoints, by file id."""
+        return dict(self._files)
+
+    def advance(self, file_id: str, path: str, generation: int, offset: int) -> bool:
+        """Record that ``file_id`` was delivered up to ``offset`` in ``generation``.
+
+        Ignored (returns False) if it would move backwards: a lower generation, or
+        the same generation at or before the known offset. A higher generation
+        replaces the entry whatever its offset (the file was truncated). Memory
+        only: call :meth:`save` to persist.
+        """
+        current = self._files.get(file_id)
+        if current is not None and (
+            generation < current.generation
+            or (generation == current.generation and offset <= current.offset)
+        ):
+            return False
+        self._files[file_id] = FileCheckpoint(path, offset, generation, time.time())
+        self._dirty = True
+        return True
+
+    def forget(self, file_id: str) -> None:
+        """Drop ``file_id`` (a file that is gone and fully delivered)."""
+        if self._files.pop(file_id, None) is not None:
+            self._dirty = True
+
+    def save(self) -> None:
+        """Persist the in-memory state atomically, if it changed since the last save.
+
+        Raises :class:`CheckpointWriteError` if the file could not be written;
+        the old file is then left as it was and the state stays dirty.
+        """
+        if not self._dirty:
+            return
+        data = json.dumps(
+            {"version": FORMAT_VERSION, "files": self._encode()}, separators=(",", ":")
+        ).encode()
+        tmp = self.path.with_name(f".{self.path.name}.tmp")
+        try:
+            write_fsynced(tmp, data)
+            if self._main_trusted:
+                self._keep_prev()
+            os.replace(tmp, self.path)
+            _fsync_dir(self.path.parent)
+        except OSError as exc:
+            _unlink_quietly(tmp)
+            raise CheckpointWriteError(f"cannot write checkpoints to {self.path}: {exc}") from exc
+        self._dirty = False
+        self._main_trusted = True
+
+    def _encode(self) -> dict[str, dict[str, Any]]:
+        return {
+            file_id: {
+                "path": cp.path,
+                "offset": cp.offset,
+                "generation": cp.generation,
+                "updated": cp.updated,
+            }
+            for file_id, cp in self._files.items()
+        }
+
+    def _keep_prev(self) -> None:
+        """Hard-link the current (good) file to ``.prev`` before it is replaced.
+
+        A link, not a copy: no extra data to write, and the replace that follows
+        gives the main name a new inode, so ``.prev`` keeps the old content.
+        Best effort: a filesystem without hard links just has no ``.prev``.
+        """
+        link = self.prev_path.with_name(self.prev_path.name + ".tmp")
+        try:
+            _unlink_quietly(link)
+            os.link(self.path, link)
+            os.replace(link, self.prev_path)
+        except FileNotFoundError:
+            return  # first save: nothing to keep
+        except OSError as exc:
+            _unlink_quietly(link)
+            log.debug("checkpoint_prev_skipped", extra={"error": str(exc)})
+
+    def _set_aside(self, exc: Exception) -> None:
+        """Move the unreadable main file to ``.corrupt`` so it never becomes ``.prev``."""
+        log.warning(
+            "checkpoint_corrupt",
+            extra={"path": str(self.path), "error": str(exc), "copy": str(self.corrupt_path)},
+        )
+        try:
+            os.replace(self.path, self.corrupt_path)
+        except OSError as move_exc:
+            self._main_trusted = False
+            log.warning("checkpoint_corrupt_kept", extra={"error": str(move_exc)})
+
+
+def _read(path: Path) -> dict[str, FileCheckpoint]:
+    """Parse and validate a checkpoint file; ValueError on anything unexpected."""
+    doc = json.loads(path.read_bytes())
+    if not isinstance(doc, dict) or doc.get("version") != FORMAT_VERSION:
+        raise ValueError(f"unknown checkpoint format: {str(doc)[:80]!r}")
+    files = doc.get("files")
+    if not isinstance(files, dict):
+        raise ValueError("'files' is not an object")
+    return {str(file_id): _decode_entry(entry) for file_id, entry in files.items()}
+
+
+def _decode_entry(entry: Any) -> FileCheckpoint:
+    if not isinstance(entry, dict):
+        raise ValueError("checkpoint entry is not an object")
+    path, updated = entry.get("path"), entry.get("updated", 0.0)
+    if (
+        not isinstance(path, str)
+        or isinstance(updated, bool)
+        or not isinstance(updated, int | float)
+    ):
+        raise ValueError(f"invalid checkpoint entry: {str(entry)[:80]!r}")
+    return FileCheckpoint(
+        path, _count(entry.get("offset")), _count(entry.get("generation")), float(updated)
+    )
+
+
+def _count(value: Any) -> int:
+    # bool is an int subclass: `true` must not read as offset 1.
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ValueError(f"invalid checkpoint count: {value!r}")
+    return value
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make the rename itself durable: without this a crash can undo it."""
+    fd = os.open(directory, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _unlink_quietly(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(path)

@@ -1,0 +1,105 @@
+"""The ``logpipe`` command: run, check, demo. No logic of its own beyond wiring."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from pathlib import Path
+
+import click
+
+from logpipe.config import ConfigError, load_config
+from logpipe.logs import setup_logging
+
+
+def _load(pipeline: str):  # type: ignore[no-untyped-def]
+    try:
+        return load_config(pipeline)
+    except ConfigError as exc:
+        click.echo(f"{pipeline}: invalid pipeline ({len(exc.problems)} problems):", err=True)
+        for problem in exc.problems:
+            click.echo(f"  {problem}", err=True)
+        sys.exit(2)
+
+
+@click.group()
+@click.version_option(package_name="logpipe")
+def main() -> None:
+    """logpipe: tail logs, parse them to ECS, index into Elasticsearch, e-mail errors."""
+
+
+@main.command()
+@click.argument("pipeline", type=click.Path(dir_okay=False))
+@click.option("--once", is_flag=True, help="Read every input to its end, deliver, exit.")
+@click.option(
+    "--timeout",
+    type=float,
+    default=None,
+    help="With --once: give up (exit 1) if not delivered within this many seconds.",
+)
+@click.option(
+    "--log-level",
+    default="info",
+    show_default=True,
+    type=click.Choice(["debug", "info", "warning", "error"]),
+)
+def run(pipeline: str, once: bool, timeout: float | None, log_level: str) -> None:
+    """Run PIPELINE as a sidecar (or once, with --once)."""
+    from logpipe.pipeline import Pipeline
+
+    setup_logging(log_level)
+    config = _load(pipeline)
+    report = asyncio.run(_run(Pipeline(config), once, timeout))
+    summary = (
+        f"read {report.read} lines: {report.created} indexed, {report.duplicates} "
+        f"already indexed, {report.dead_lettered} dead-lettered; "
+        f"{report.alerts_sent} alerts sent"
+    )
+    click.echo(summary, err=True)
+    if report.problems:
+        for problem in report.problems:
+            click.echo(f"not delivered: {problem}", err=True)
+        sys.exit(1)
+
+
+async def _run(pipeline, once: bool, timeout: float | None):  # type: ignore[no-untyped-def]
+    if once:
+        return await pipeline.run_once(timeout)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    return await pipeline.run_forever(stop)
+
+
+@main.command()
+@click.argument("pipeline", type=click.Path(dir_okay=False))
+def check(pipeline: str) -> None:
+    """Validate PIPELINE offline; report every problem at once."""
+    config = _load(pipeline)
+    inputs = ", ".join(f"{name} ({c.parser})" for name, c in config.inputs.items())
+    click.echo(
+        f"{pipeline}: valid — inputs: {inputs}; "
+        f"output: {', '.join(config.output.elasticsearch.hosts)}"
+    )
+
+
+@main.command()
+@click.option(
+    "--pipeline",
+    "pipeline_path",
+    type=click.Path(dir_okay=False),
+    default="pipelines/erp.yml",
+    show_default=True,
+)
+@click.option(
+    "--samples", type=click.Path(file_okay=False), default="sample_logs", show_default=True
+)
+@click.option("--keep", is_flag=True, help="Keep the servers running until Ctrl-C.")
+def demo(pipeline_path: str, samples: str, keep: bool) -> None:
+    """Run the pipeline over the sample logs against local servers and show what landed."""
+    from logpipe.demo import run_demo
+
+    setup_logging("warning")
+    sys.exit(run_demo(Path(pipeline_path), Path(samples), keep=keep))

@@ -1,0 +1,249 @@
+"""Parse the application's JSON log lines (the backend's ``JSONFormatter``) to ECS.
+
+One line is one JSON object::
+
+    {"timestamp": "2026-11-27T10:00:00.123456", "level": "ERROR", "logger": "erp.db",
+     "message": "...", "module": "session", "function": "connect", "line": 42,
+     "exception": "Traceback (most recent call last):\\n ...", "request_id": "...",
+     "user_id": 7, "order_id": 991}
+
+Mapping (``<ns>`` is the parser's ``extra_namespace``, ``app`` by default):
+
+==============  =========================================================
+``timestamp``   ``@timestamp`` (naive means UTC) and :attr:`Parsed.timestamp`
+``level``       ``log.level``, lower-cased as written (``WARN`` -> ``warn``)
+``logger``      ``log.logger``
+``message``     ``message`` (non-strings rendered as JSON text)
+``function``    ``log.origin.function``
+``line``        ``log.origin.file.line`` (int)
+``module``      ``<ns>.module``: ECS has no module field, and guessing a file
+                name (``module + ".py"``) would be wrong for packages
+``exception``   ``error.stack_trace``; ``error.type`` and ``error.message``
+                from the final exception line of the traceback
+``request_id``  ``http.request.id``
+``user_id``     ``user.id`` (as a string)
+anything else   ``<ns>.<key>``, value unchanged
+==============  =========================================================
+
+A known key whose value has the wrong type (``"line": "n/a"``, ``"level": {...}``)
+is moved to ``<ns>.<key>`` unchanged rather than coerced or dropped. JSON ``null``
+on a known key is treated as absent.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import orjson
+
+from logpipe.parsers import Parsed, Parser
+from logpipe.parsers.timestamps import Stamp, parse_iso8601
+
+JSON_FAILURE = "_jsonparsefailure"
+TIMESTAMP_FAILURE = "_timestampparsefailure"
+
+# Top-level ECS objects this parser writes itself: a namespace equal to one of
+# them would overwrite the mapped fields with the extras.
+_RESERVED_ROOTS = frozenset({"@timestamp", "log", "message", "error", "http", "user", "tags"})
+
+_TRACEBACK_HEADER = "Traceback (most recent call last):"
+# The final exception: a dotted class name, then ": message" or nothing at all.
+_EXCEPTION_LINE = re.compile(r"([A-Za-z_][\w.]*)(?::(.*)|\s*\Z)", re.DOTALL)
+_NAN_WORDS = ("NaN", "Infinity")
+
+
+def make_app_json_parser(extra_namespace: str = "app") -> Parser:
+    """Build a parser for the application's JSON lines.
+
+    Keys the mapping does not know go under ``extra_namespace`` (a top-level
+    field name, or a dotted path such as ``labels.app``). Raises ``ValueError``
+    for an empty namespace or one that would collide with the mapped ECS fields.
+    """
+    parts = extra_namespace.split(".")
+    if not all(parts) or parts[0] in _RESERVED_ROOTS:
+        raise ValueError(f"extra_namespace {extra_namespace!r} is empty or collides with ECS")
+
+    def parse(text: str) -> Parsed:
+        """Parse one application log line; never raises."""
+        obj = _loads(text)
+        if isinstance(obj, str):
+            return _failure(text, obj)
+        fields: dict[str, Any] = {}
+        tags: list[str] = []
+        stamp = _take_timestamp(obj)
+        if stamp is None:
+            tags.append(TIMESTAMP_FAILURE)
+        else:
+            fields["@timestamp"] = stamp[1]
+        _map_log(obj, fields)
+        _map_context(obj, fields)
+        if obj:
+            # What is left in obj is exactly the unknown keys: hand the dict over
+            # as-is instead of copying it key by key.
+            _place(fields, parts, obj)
+        return Parsed(fields, tags, None if stamp is None else stamp[0])
+
+    return parse
+
+
+def _loads(text: str) -> dict[str, Any] | str:
+    """Decode a line to a JSON object, or return a short reason why not."""
+    try:
+        obj = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        obj = _loads_lenient(text)
+        if obj is None:
+            return f"not JSON: {exc}"
+    if not isinstance(obj, dict):
+        return f"JSON {type(obj).__name__} is not an object"
+    return obj
+
+
+def _loads_lenient(text: str) -> Any:
+    """Retry what Python's own ``json.dumps`` may write but orjson refuses.
+
+    The formatter uses ``json.dumps`` with its defaults, which writes ``NaN`` and
+    ``Infinity`` for such floats; an editor may add a byte-order mark. Only lines
+    that failed the fast path get here, and only these cases pay a second parse.
+    """
+    stripped = text.removeprefix("\ufeff")
+    if not stripped.lstrip().startswith("{"):
+        return None
+    try:
+        if any(word in stripped for word in _NAN_WORDS):
+            return json.loads(stripped, parse_int=_int_within_long)
+        if stripped is not text:
+            return orjson.loads(stripped)
+    except (ValueError, RecursionError):
+        return None
+    return None
+
+
+def _int_within_long(digits: str) -> int | float:
+    # Like orjson, fall back to float past 64 bits: orjson cannot encode a larger
+    # int when the event is shipped, and Elasticsearch's long could not hold it.
+    value = int(digits)
+    return value if -(2**63) <= value < 2**64 else float(value)
+
+
+def _failure(text: str, reason: str) -> Parsed:
+    return Parsed({"message": text, "error": {"message": reason}}, [JSON_FAILURE])
+
+
+def _take_timestamp(obj: dict[str, Any]) -> Stamp | None:
+    """Pop and parse ``timestamp``; on failure leave the original value in ``obj``."""
+    value = obj.pop("timestamp", None)
+    if value is None:
+        return None
+    stamp = parse_iso8601(value) if isinstance(value, str) else None
+    if stamp is None:
+        obj["timestamp"] = value
+    return stamp
+
+
+def _map_log(obj: dict[str, Any], fields: dict[str, Any]) -> None:
+    """Map level, logger, message and the code origin."""
+    log: dict[str, Any] = {}
+    level = _take_str(obj, "level")
+    if level is not None:
+        log["level"] = level.lower()
+    logger = _take_str(obj, "logger")
+    if logger is not None:
+        log["logger"] = logger
+    origin: dict[str, Any] = {}
+    function = _take_str(obj, "function")
+    if function is not None:
+        origin["function"] = function
+    line = obj.pop("line", None)
+    if type(line) is int:
+        origin["file"] = {"line": line}
+    elif isinstance(line, str) and line.isascii() and line.isdigit():
+        origin["file"] = {"line": int(line)}
+    elif line is not None:
+        obj["line"] = line
+    if origin:
+        log["origin"] = origin
+    if log:
+        fields["log"] = log
+    message = obj.pop("message", None)
+    if message is not None:
+        fields["message"] = message if isinstance(message, str) else _as_text(message)
+
+
+def _map_context(obj: dict[str, Any], fields: dict[str, Any]) -> None:
+    """Map the exception, request id and user id."""
+    exception = _take_str(obj, "exception")
+    if exception is not None:
+        fields["error"] = _describe_exception(exception)
+    request_id = _take_id(obj, "request_id")
+    if request_id is not None:
+        fields["http"] = {"request": {"id": request_id}}
+    user_id = _take_id(obj, "user_id")
+    if user_id is not None:
+        fields["user"] = {"id": user_id}
+    # module stays in obj on purpose: it has no ECS home and goes to <ns>.module.
+
+
+def _take_str(obj: dict[str, Any], key: str) -> str | None:
+    """Pop ``key`` if its value is a string; leave any other value in place."""
+    value = obj.get(key)
+    if isinstance(value, str):
+        del obj[key]
+        return value
+    if value is None:
+        obj.pop(key, None)
+    return None
+
+
+def _take_id(obj: dict[str, Any], key: str) -> str | None:
+    """Pop an identifier written as a string or an integer, as a string."""
+    value = obj.get(key)
+    if isinstance(value, str | int) and not isinstance(value, bool):
+        del obj[key]
+        return str(value)
+    if value is None:
+        obj.pop(key, None)
+    return None
+
+
+def _as_text(value: Any) -> str:
+    """Render a non-string message as JSON text (``42``, ``true``, ``{"a":1}``)."""
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:
+        return str(value)
+
+
+def _describe_exception(stack: str) -> dict[str, Any]:
+    """Build ``error.*`` from a formatted traceback.
+
+    The final exception is the first non-indented line after the last
+    ``Traceback`` header (frames and source lines are indented; earlier
+    headers belong to chained exceptions). Its message may run over several
+    lines, so everything from there to the end is the message.
+    """
+    error: dict[str, Any] = {"stack_trace": stack}
+    start = stack.rfind(_TRACEBACK_HEADER)
+    body = stack if start < 0 else stack[start + len(_TRACEBACK_HEADER) :]
+    offset = 0
+    for line in body.splitlines(keepends=True):
+        if line.strip() and not line[0].isspace():
+            match = _EXCEPTION_LINE.match(body, offset)
+            if match is not None:
+                error["type"] = match[1]
+                message = (match[2] or "").strip()
+                if message:
+                    error["message"] = message
+            break
+        offset += len(line)
+    return error
+
+
+def _place(fields: dict[str, Any], parts: list[str], extras: dict[str, Any]) -> None:
+    """Put the unknown keys at the namespace path (``app`` or ``labels.app``)."""
+    node = fields
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = extras

@@ -1,0 +1,224 @@
+"""The Elasticsearch sink: the I/O around the pure encoder and classifier.
+
+``send`` does not return until every event of the batch is settled — created,
+already there (409), or dead-lettered with its reason. Items answered 429/5xx,
+and whole requests that fail with 429/5xx/timeouts/connection errors, are
+retried with capped, jittered backoff; nothing already accepted is resent.
+Only once ``send`` returns may the caller advance the files' checkpoints.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from elastic_transport import ConnectionError as TransportConnectionError
+from elastic_transport import ConnectionTimeout, TransportError
+from elasticsearch import ApiError, AsyncElasticsearch
+from elasticsearch.serializer import OrjsonSerializer
+
+from logpipe.config import ElasticsearchConfig
+from logpipe.errors import DeliveryError, FatalSinkError, RetryableSinkError
+from logpipe.event import Event
+from logpipe.sinks.deadletter import DeadLetterFile
+from logpipe.sinks.elasticsearch.classify import Outcome, classify_response
+from logpipe.sinks.elasticsearch.encode import (
+    BulkItem,
+    IndexNamer,
+    bulk_body,
+    encode_item,
+    index_template,
+    retry_delay,
+)
+
+log = logging.getLogger("logpipe.elasticsearch")
+
+
+@dataclass(slots=True)
+class SinkStats:
+    created: int = 0
+    duplicates: int = 0
+    dead_lettered: int = 0
+    retried_items: int = 0
+    failed_requests: int = 0
+
+
+def make_client(config: ElasticsearchConfig) -> AsyncElasticsearch:
+    """An async client with logpipe's own retry policy (the client's is off)."""
+    kwargs: dict[str, Any] = {
+        "request_timeout": config.request_timeout_seconds,
+        "max_retries": 0,
+        "retry_on_timeout": False,
+        "serializer": OrjsonSerializer(),
+        "http_compress": False,
+    }
+    if config.api_key is not None:
+        kwargs["api_key"] = config.api_key.get_secret_value()
+    elif config.username is not None:
+        password = config.password.get_secret_value() if config.password else ""
+        kwargs["basic_auth"] = (config.username, password)
+    if any(h.startswith("https://") for h in config.hosts):
+        context = ssl.create_default_context(cafile=config.ca_cert)
+        if not config.verify_certs:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        kwargs["ssl_context"] = context
+    return AsyncElasticsearch(config.hosts, **kwargs)
+
+
+class ElasticsearchSink:
+    """Bulk-indexes batches of events into daily indices."""
+
+    def __init__(
+        self,
+        config: ElasticsearchConfig,
+        dead_letters: DeadLetterFile,
+        *,
+        on_created: Callable[[Event], None] | None = None,
+        client: AsyncElasticsearch | None = None,
+    ) -> None:
+        self._config = config
+        self._client = client or make_client(config)
+        self._dead_letters = dead_letters
+        self._namer = IndexNamer(config.index_prefix, config.index_timezone)
+        self._on_created = on_created
+        self._rng = random.Random()
+        self.stats = SinkStats()
+        self.give_up_at: float | None = None  # loop time; set by --once
+
+    async def start(self) -> None:
+        """Check the server and install the index template when missing or older."""
+        attempt = 0
+        while True:
+            try:
+                info = await self._call(self._client.info)
+                if self._config.install_template:
+                    await self._call(self._install_template)
+                break
+            except RetryableSinkError as exc:
+                await self._backoff(attempt, f"Elasticsearch unreachable: {exc}")
+                attempt += 1
+        version = str(info.get("version", {}).get("number", "?"))
+        log.info("elasticsearch_connected", extra={"version": version})
+
+    async def _install_template(self) -> None:
+        name = self._config.index_prefix
+        wanted = index_template(name)
+        try:
+            current = await self._client.indices.get_index_template(name=name)
+            have = current["index_templates"][0]["index_template"].get("_meta", {})
+            if have.get("template_version") == wanted["_meta"]["template_version"]:
+                return
+        except ApiError as exc:
+            if exc.meta.status != 404:
+                raise
+        await self._client.indices.put_index_template(name=name, **wanted)
+        log.info("index_template_installed", extra={"template": name})
+
+    async def close(self) -> None:
+        await self._client.close()
+
+    async def send(self, events: list[Event], now: datetime | None = None) -> None:
+        """Deliver ``events``; return only when each is created, a duplicate, or dead-lettered."""
+        ingested = now or datetime.now(UTC)
+        pending = [self._encode(event, ingested) for event in events]
+        attempt = 0
+        while pending:
+            try:
+                response = await self._bulk(pending)
+            except RetryableSinkError as exc:
+                self.stats.failed_requests += 1
+                await self._backoff(attempt, f"bulk request failed: {exc}")
+                attempt += 1
+                continue
+            pending = self._settle(pending, response)
+            if pending:
+                self.stats.retried_items += len(pending)
+                await self._backoff(attempt, f"{len(pending)} items answered 429/5xx")
+                attempt += 1
+
+    def _encode(self, event: Event, ingested: datetime) -> BulkItem:
+        when = event.timestamp or ingested
+        return encode_item(event, self._namer.name(when))
+
+    async def _bulk(self, items: list[BulkItem]) -> dict[str, Any]:
+        async def request() -> dict[str, Any]:
+            # A prebuilt NDJSON body: the client's serializer passes bytes through.
+            body: Any = bulk_body(items)
+            resp = await self._client.bulk(operations=body)
+            return dict(resp.body)
+
+        result: dict[str, Any] = await self._call(request)
+        return result
+
+    def _settle(self, items: list[BulkItem], response: dict[str, Any]) -> list[BulkItem]:
+        """Account for each answered item; return those to retry."""
+        classified = classify_response(response, len(items))
+        retry: list[BulkItem] = []
+        rejected: list[dict[str, Any]] = []
+        for item, outcome, reason in zip(
+            items, classified.outcomes, classified.reasons, strict=True
+        ):
+            if outcome is Outcome.CREATED:
+                self.stats.created += 1
+                if self._on_created is not None:
+                    self._on_created(item.event)
+            elif outcome is Outcome.DUPLICATE:
+                self.stats.duplicates += 1
+            elif outcome is Outcome.RETRY:
+                retry.append(item)
+            else:
+                rejected.append(self._dead_letter_entry(item, reason or "rejected"))
+                if self._on_created is not None:
+                    # The event is real even if its document was refused: alert on it.
+                    self._on_created(item.event)
+        self._dead_letters.write(rejected)
+        self.stats.dead_lettered += len(rejected)
+        return retry
+
+    @staticmethod
+    def _dead_letter_entry(item: BulkItem, reason: str) -> dict[str, Any]:
+        line = item.event.line
+        return {
+            "reason": reason,
+            "index": item.index,
+            "id": item.doc_id,
+            "file": line.path,
+            "offset": line.offset,
+            "document": item.event.fields,
+        }
+
+    async def _backoff(self, attempt: int, why: str) -> None:
+        loop = asyncio.get_running_loop()
+        if self.give_up_at is not None and loop.time() >= self.give_up_at:
+            raise DeliveryError(f"Elasticsearch did not accept the events in time: {why}")
+        delay = retry_delay(
+            attempt, 0.1, self._config.retry_backoff_max_seconds, self._rng.random()
+        )
+        log.warning("bulk_retry_scheduled", extra={"reason": why, "delay": round(delay, 2)})
+        await asyncio.sleep(delay)
+
+    async def _call(self, fn: Callable[[], Any]) -> Any:
+        """Run one request, mapping transport failures onto logpipe's error tree."""
+        try:
+            result = await fn()
+        except (TransportConnectionError, ConnectionTimeout) as exc:
+            raise RetryableSinkError(type(exc).__name__) from None
+        except ApiError as exc:
+            status = exc.meta.status
+            if status in (401, 403):
+                raise FatalSinkError(f"Elasticsearch refused the credentials ({status})") from None
+            if status == 429 or status >= 500:
+                raise RetryableSinkError(f"HTTP {status}") from None
+            raise FatalSinkError(f"Elasticsearch answered {status}: {exc.message}") from None
+        except TransportError as exc:
+            raise RetryableSinkError(type(exc).__name__) from None
+        if hasattr(result, "body"):
+            return result.body
+        return result

@@ -1,0 +1,111 @@
+"""Index naming, document ids and the bulk body: pure, no server."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import orjson
+import pytest
+
+from logpipe.event import Event, Line
+from logpipe.sinks.elasticsearch.encode import (
+    IndexNamer,
+    bulk_body,
+    document_id,
+    encode_item,
+    index_template,
+    retry_delay,
+)
+
+
+def line(
+    raw: bytes = b"x", *, file_id: str = "1:2:ab", generation: int = 0, offset: int = 0
+) -> Line:
+    return Line(
+        file_id,
+        generation,
+        "/var/log/erp/application.log",
+        offset,
+        offset + len(raw) + 1,
+        raw,
+        "application",
+    )
+
+
+@pytest.mark.parametrize(
+    ("when", "tz", "expected"),
+    [
+        (datetime(2026, 11, 26, 23, 59, 59, 999999, UTC), "UTC", "erp-logs-2026.11.26"),
+        (datetime(2026, 11, 27, 0, 0, 0, tzinfo=UTC), "UTC", "erp-logs-2026.11.27"),
+        # 17:00 UTC is already the next day in Jakarta (UTC+7).
+        (datetime(2026, 11, 26, 17, 0, tzinfo=UTC), "Asia/Jakarta", "erp-logs-2026.11.27"),
+        (datetime(2026, 11, 26, 16, 59, tzinfo=UTC), "Asia/Jakarta", "erp-logs-2026.11.26"),
+        # An aware time in another offset is judged in the index time zone.
+        (
+            datetime(2026, 11, 27, 6, 59, tzinfo=timezone(timedelta(hours=7))),
+            "UTC",
+            "erp-logs-2026.11.26",
+        ),
+        (datetime(2026, 12, 31, 23, 30, tzinfo=UTC), "UTC", "erp-logs-2026.12.31"),
+        (datetime(2027, 1, 1, 0, 30, tzinfo=UTC), "America/New_York", "erp-logs-2026.12.31"),
+    ],
+)
+def test_daily_index_is_named_from_event_time_in_index_timezone(
+    when: datetime, tz: str, expected: str
+) -> None:
+    assert IndexNamer("erp-logs", tz).name(when) == expected
+
+
+def test_same_line_reread_gets_same_id() -> None:
+    assert document_id(line(b"hello", offset=10)) == document_id(line(b"hello", offset=10))
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        line(b"hello!", offset=10),  # different content at the same offset
+        line(b"hello", offset=11),  # same content elsewhere in the file
+        line(b"hello", offset=10, generation=1),  # same offset after a truncation
+        line(b"hello", offset=10, file_id="1:3:ab"),  # another file
+    ],
+)
+def test_different_line_never_reuses_an_id(other: Line) -> None:
+    assert document_id(other) != document_id(line(b"hello", offset=10))
+
+
+def test_bulk_body_is_ndjson_with_create_and_own_ids() -> None:
+    events = [
+        Event({"message": "a"}, line(b"a", offset=0), ["_x"]),
+        Event({"message": "b", "tags": ["t"]}, line(b"b", offset=2)),
+    ]
+    items = [encode_item(e, "erp-logs-2026.11.27") for e in events]
+    lines = bulk_body(items).split(b"\n")
+    assert lines[-1] == b""
+    action, doc, action2, doc2 = (orjson.loads(x) for x in lines[:-1])
+    assert action == {"create": {"_index": "erp-logs-2026.11.27", "_id": items[0].doc_id}}
+    assert doc == {"message": "a", "tags": ["_x"]}
+    assert action2["create"]["_id"] == items[1].doc_id != items[0].doc_id
+    assert doc2 == {"message": "b", "tags": ["t"]}
+
+
+def test_template_covers_the_prefix_and_maps_kibana_fields() -> None:
+    template = index_template("acme-logs")
+    assert template["index_patterns"] == ["acme-logs-*"]
+    props = template["template"]["mappings"]["properties"]
+    assert props["source"]["properties"]["ip"]["type"] == "ip"
+    assert props["log"]["properties"]["level"]["type"] == "keyword"
+    assert props["http"]["properties"]["response"]["properties"]["status_code"]["type"] == "long"
+
+
+def test_retry_delay_grows_and_is_capped() -> None:
+    delays = [retry_delay(a, 0.1, 5.0, 1.0) for a in range(10)]
+    assert delays == sorted(delays)
+    assert delays[0] == pytest.approx(0.1) and delays[-1] == pytest.approx(5.0)
+    assert retry_delay(3, 0.1, 5.0, 0.0) == pytest.approx(0.4)
+
+
+def test_deploy_copy_of_index_template_matches_the_one_logpipe_installs() -> None:
+    deploy = Path(__file__).resolve().parents[3] / "deploy" / "index-template.json"
+    assert json.loads(deploy.read_text()) == index_template("erp-logs")

@@ -1,0 +1,144 @@
+"""Pipeline file loading: interpolation, secrets from files, every problem at once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from logpipe.config import ConfigError, interpolate, load_config
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_shipped_erp_pipeline_is_valid_with_defaults_only(tmp_path: Path) -> None:
+    config = load_config(REPO / "pipelines" / "erp.yml", {})
+    assert config.data_dir == Path("/var/lib/logpipe")
+    assert config.inputs["application"].paths == ["/var/log/erp/application.log"]
+    assert config.inputs["access"].paths == ["/var/log/erp/access.log"]
+    es = config.output.elasticsearch
+    assert (es.hosts, es.api_key, es.username, es.index_prefix) == (
+        ["http://localhost:9200"],
+        None,
+        None,
+        "erp-logs",
+    )
+    assert config.enrich.fields == {
+        "service.environment": "production",
+        "cloud.region": "asia-southeast",
+    }
+    email = config.alerts.email
+    assert email is not None
+    assert (email.to, email.smtp.port, email.smtp.starttls) == (
+        ["ops-team@qutykarunia.com"],
+        25,
+        False,
+    )
+
+
+def test_environment_overrides_defaults_and_types_follow_the_model() -> None:
+    env = {
+        "SMTP_PORT": "2525",
+        "SMTP_STARTTLS": "true",
+        "ES_URL": "https://es.internal:9200",
+        "LOGPIPE_APP_LOG": "/logs/app-*.log",
+        "ENVIRONMENT": "staging",
+    }
+    config = load_config(REPO / "pipelines" / "erp.yml", env)
+    email = config.alerts.email
+    assert email is not None
+    assert (email.smtp.port, email.smtp.starttls) == (2525, True)
+    assert config.output.elasticsearch.hosts == ["https://es.internal:9200"]
+    assert config.inputs["application"].paths == ["/logs/app-*.log"]
+    assert config.enrich.fields["service.environment"] == "staging"
+
+
+def test_secret_is_read_from_a_file_variable_and_never_shown(tmp_path: Path) -> None:
+    secret = tmp_path / "es_api_key"
+    secret.write_text("c2VjcmV0LWtleQ==\n")
+    config = load_config(REPO / "pipelines" / "erp.yml", {"ES_API_KEY_FILE": str(secret)})
+    api_key = config.output.elasticsearch.api_key
+    assert api_key is not None and api_key.get_secret_value() == "c2VjcmV0LWtleQ=="
+    assert "c2VjcmV0LWtleQ" not in repr(config) and "c2VjcmV0LWtleQ" not in str(config)
+
+
+@pytest.mark.parametrize(
+    ("text", "env", "expected", "problems"),
+    [
+        ("${A}", {"A": "x"}, "x", 0),
+        ("${A:-d}", {}, "d", 0),
+        ("${A:-}", {}, "", 0),
+        ("a-${A}-${B:-b}", {"A": "1"}, "a-1-b", 0),
+        ("${A}", {}, "", 1),
+        ("no vars", {}, "no vars", 0),
+        ("$A stays", {"A": "x"}, "$A stays", 0),
+    ],
+)
+def test_interpolation_table(text: str, env: dict[str, str], expected: str, problems: int) -> None:
+    result, found = interpolate(text, env)
+    assert (result, len(found)) == (expected, problems)
+
+
+BROKEN = """\
+data_dir: /tmp/x
+inputs:
+  app:
+    paths: []
+    parser: yaml_magic
+    dataset: erp.application
+    colour: blue
+output:
+  elasticsearch:
+    hosts: ["localhost:9200"]
+    password: ${ES_PASSWORD}
+    batch:
+      max_events: 0
+alerts:
+  email:
+    to: ["ops@example.com\\r\\nBcc: evil@example.com"]
+    from: logpipe@example.com
+    smtp: {host: mail, port: 99999}
+"""
+
+
+def test_check_reports_every_problem_with_file_line_and_yaml_path(tmp_path: Path) -> None:
+    path = tmp_path / "broken.yml"
+    path.write_text(BROKEN)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, {})
+    found = {(p.path, p.line) for p in caught.value.problems}
+    assert found >= {
+        ("inputs.app.paths", 4),
+        ("inputs.app.parser", 5),
+        ("inputs.app.colour", 7),
+        ("output.elasticsearch.hosts", 10),
+        ("output.elasticsearch.password", 11),
+        ("output.elasticsearch.batch.max_events", 13),
+        ("alerts.email.to", 16),
+        ("alerts.email.smtp.port", 18),
+    }
+    text = str(caught.value)
+    assert f"{path}:11: output.elasticsearch.password: environment variable ES_PASSWORD" in text
+    assert all(str(p).startswith(str(path)) for p in caught.value.problems)
+
+
+def test_invalid_value_is_not_echoed_in_the_error(tmp_path: Path) -> None:
+    path = tmp_path / "p.yml"
+    path.write_text(BROKEN.replace("port: 99999", "port: hunter2-secret"))
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, {"ES_PASSWORD": "pw"})
+    assert "hunter2-secret" not in str(caught.value)
+
+
+def test_yaml_syntax_error_names_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "p.yml"
+    path.write_text("data_dir: /x\ninputs: [\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, {})
+    (problem,) = caught.value.problems
+    assert problem.line is not None and "invalid YAML" in problem.message
+
+
+def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config(tmp_path / "nope.yml", {})

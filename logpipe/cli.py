@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from logpipe.config import ConfigError, load_config
 from logpipe.logs import setup_logging
 
+if TYPE_CHECKING:
+    from logpipe.config import PipelineConfig
+    from logpipe.pipeline import Pipeline, RunReport
 
-def _load(pipeline: str):  # type: ignore[no-untyped-def]
+
+def _load(pipeline: str) -> PipelineConfig:
     try:
         return load_config(pipeline)
     except ConfigError as exc:
@@ -35,7 +41,8 @@ def main() -> None:
 @click.option(
     "--timeout",
     type=float,
-    default=None,
+    default=600.0,
+    show_default=True,
     help="With --once: give up (exit 1) if not delivered within this many seconds.",
 )
 @click.option(
@@ -44,33 +51,52 @@ def main() -> None:
     show_default=True,
     type=click.Choice(["debug", "info", "warning", "error"]),
 )
-def run(pipeline: str, once: bool, timeout: float | None, log_level: str) -> None:
-    """Run PIPELINE as a sidecar (or once, with --once)."""
+def run(pipeline: str, once: bool, timeout: float, log_level: str) -> None:
+    """Run PIPELINE as a sidecar (or once, with --once).
+
+    Exit codes: 0 done; 1 something was not delivered (--once) or the sink
+    refused for good; 2 invalid pipeline or unusable data directory.
+    """
     from logpipe.pipeline import Pipeline
 
     setup_logging(log_level)
     config = _load(pipeline)
-    report = asyncio.run(_run(Pipeline(config), once, timeout))
-    summary = (
+    try:
+        runner = Pipeline(config)
+    except OSError as exc:
+        click.echo(f"{pipeline}: cannot use data_dir {config.data_dir}: {exc.strerror}", err=True)
+        sys.exit(2)
+    report = asyncio.run(_run(runner, once, timeout))
+    click.echo(
         f"read {report.read} lines: {report.created} indexed, {report.duplicates} "
         f"already indexed, {report.dead_lettered} dead-lettered; "
-        f"{report.alerts_sent} alerts sent"
+        f"{report.alerts_sent} alerts sent",
+        err=True,
     )
-    click.echo(summary, err=True)
-    if report.problems:
-        for problem in report.problems:
-            click.echo(f"not delivered: {problem}", err=True)
+    for problem in report.problems:
+        click.echo(f"not delivered: {problem}", err=True)
+    if report.fatal or (once and report.problems):
         sys.exit(1)
 
 
-async def _run(pipeline, once: bool, timeout: float | None):  # type: ignore[no-untyped-def]
-    if once:
-        return await pipeline.run_once(timeout)
+async def _run(pipeline: Pipeline, once: bool, timeout: float) -> RunReport:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    return await pipeline.run_forever(stop)
+    if not once:
+        return await pipeline.run_forever(stop)
+    # --once stops early on a signal too; its shutdown still saves checkpoints.
+    task = asyncio.create_task(pipeline.run_once(timeout))
+    stopper = asyncio.create_task(stop.wait())
+    await asyncio.wait([task, stopper], return_when=asyncio.FIRST_COMPLETED)
+    stopper.cancel()
+    if not task.done():
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return pipeline.interrupted_report()
+    return task.result()
 
 
 @main.command()

@@ -29,7 +29,7 @@ from logpipe.alerts.smtp import EmailAlerter, SmtpSettings
 from logpipe.checkpoints.store import CheckpointStore, CheckpointWriteError
 from logpipe.config import EmailAlertConfig, PipelineConfig
 from logpipe.enrich.static import Enricher, static_fields
-from logpipe.errors import DeliveryError
+from logpipe.errors import DeliveryError, FatalSinkError, SinkError
 from logpipe.event import Event, Line
 from logpipe.process import LineProcessor
 from logpipe.queue import EventQueue
@@ -42,7 +42,11 @@ log = logging.getLogger("logpipe.pipeline")
 
 @dataclass(slots=True)
 class RunReport:
-    """What a run did; ``problems`` is empty when everything was delivered."""
+    """What a run did; ``problems`` is empty when everything was delivered.
+
+    ``fatal`` means the run stopped because the sink refused for good
+    (credentials, permissions), as opposed to events left for a later run.
+    """
 
     read: int
     created: int
@@ -52,6 +56,7 @@ class RunReport:
     alerts_failed: int
     alerts_dropped: int
     problems: list[str]
+    fatal: bool = False
 
 
 def make_alerter(config: EmailAlertConfig) -> EmailAlerter:
@@ -169,17 +174,21 @@ class Pipeline:
             await _first_failure([shipper], self._settled.wait())
             if self.alerter is not None:
                 await self.alerter.drain(timeout)
-        except DeliveryError as exc:
+        except (DeliveryError, SinkError) as exc:
             problems.append(str(exc))
+            fatal = isinstance(exc, FatalSinkError)
+        else:
+            fatal = False
         finally:
             await self._shutdown(shipper, alerter_task)
-        return self._report(problems)
+        return self._report(problems, fatal=fatal)
 
     async def run_forever(self, stop: asyncio.Event, drain_timeout: float = 8.0) -> RunReport:
         """Follow the inputs until ``stop`` is set, then drain what is in flight."""
         alerter_task = asyncio.create_task(self.alerter.run()) if self.alerter else None
         shipper: asyncio.Task[None] | None = None
         problems: list[str] = []
+        fatal = False
         try:
             await _until_stopped(self.sink.start(), stop)
             shipper = asyncio.create_task(self._ship())
@@ -196,6 +205,11 @@ class Pipeline:
                     await asyncio.wait_for(self.alerter.drain(), 2.0)
         except asyncio.CancelledError:
             pass
+        except FatalSinkError as exc:
+            # Credentials refused and the like: exit non-zero so the orchestrator
+            # shows it; nothing unacknowledged was checkpointed, so nothing is lost.
+            problems.append(str(exc))
+            fatal = True
         finally:
             await self._shutdown(shipper, alerter_task)
         if self._outstanding:
@@ -203,7 +217,7 @@ class Pipeline:
                 f"{self._outstanding} events were not acknowledged before exit; "
                 "they will be re-read on the next start"
             )
-        return self._report(problems)
+        return self._report(problems, fatal=fatal)
 
     async def _shutdown(
         self, shipper: asyncio.Task[None] | None, alerter_task: asyncio.Task[None] | None
@@ -220,7 +234,17 @@ class Pipeline:
         self._save_checkpoints()
         await self.sink.close()
 
-    def _report(self, problems: list[str]) -> RunReport:
+    def interrupted_report(self) -> RunReport:
+        """The report of a --once run stopped by a signal before it finished."""
+        return self._report(
+            [
+                f"interrupted with {self._outstanding} events not yet acknowledged; "
+                "they will be read again on the next run"
+            ],
+            fatal=False,
+        )
+
+    def _report(self, problems: list[str], *, fatal: bool) -> RunReport:
         stats = self.sink.stats
         alerts = self.alerter.stats if self.alerter else None
         if stats.dead_lettered:
@@ -241,6 +265,7 @@ class Pipeline:
             alerts_failed=alerts.failed if alerts else 0,
             alerts_dropped=alerts.dropped if alerts else 0,
             problems=problems,
+            fatal=fatal,
         )
 
 

@@ -1,0 +1,59 @@
+"""The memory budget between readers and the sink."""
+
+from __future__ import annotations
+
+import asyncio
+
+from logpipe.event import Event, Line
+from logpipe.queue import EventQueue
+
+
+def event(size: int = 10) -> Event:
+    return Event({}, Line("f", 0, "/p", 0, size + 1, b"x" * size, "in"))
+
+
+async def test_put_waits_when_event_budget_is_spent_and_resumes_after_a_batch() -> None:
+    queue = EventQueue(max_events=3, max_bytes=1 << 20)
+    for _ in range(3):
+        await queue.put(event())
+    blocked = asyncio.create_task(queue.put(event()))
+    await asyncio.sleep(0.05)
+    assert not blocked.done() and len(queue) == 3
+    batch = await queue.get_batch(2, 1 << 20, 0.0)
+    assert len(batch) == 2
+    await asyncio.wait_for(blocked, 1)
+    assert len(queue) == 2
+
+
+async def test_put_waits_when_byte_budget_is_spent() -> None:
+    one = event(1000).size
+    queue = EventQueue(max_events=1000, max_bytes=one * 2)
+    await queue.put(event(1000))
+    await queue.put(event(1000))
+    blocked = asyncio.create_task(queue.put(event(1000)))
+    await asyncio.sleep(0.05)
+    assert not blocked.done() and queue.bytes == one * 2
+    await queue.get_batch(1, 1 << 30, 0.0)
+    await asyncio.wait_for(blocked, 1)
+
+
+async def test_event_larger_than_the_whole_budget_still_passes_alone() -> None:
+    queue = EventQueue(max_events=10, max_bytes=1 << 16)
+    await asyncio.wait_for(queue.put(event(1 << 20)), 1)
+    (only,) = await queue.get_batch(10, 1 << 16, 0.0)
+    assert len(only.line.raw) == 1 << 20
+
+
+async def test_batch_waits_up_to_max_age_for_more_events() -> None:
+    queue = EventQueue(max_events=100, max_bytes=1 << 20)
+    await queue.put(event())
+
+    async def late() -> None:
+        await asyncio.sleep(0.05)
+        await queue.put(event())
+
+    writer = asyncio.create_task(late())
+    batch = await queue.get_batch(10, 1 << 20, 1.0)
+    await writer
+    # Not full (10), so it waited until the age limit and took the late event too.
+    assert len(batch) == 2

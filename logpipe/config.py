@@ -24,6 +24,7 @@ from pydantic import (
     SecretStr,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 from logpipe.errors import LogpipeError
@@ -85,6 +86,14 @@ class ElasticsearchConfig(_Model):
     retry_backoff_max_seconds: float = Field(default=5.0, gt=0)
     batch: BatchConfig = Field(default_factory=BatchConfig)
 
+    @model_validator(mode="after")
+    def _one_credential(self) -> ElasticsearchConfig:
+        if self.api_key is not None and self.username is not None:
+            raise ValueError("set either api_key or username/password, not both")
+        if self.password is not None and self.username is None:
+            raise ValueError("password is set but username is not")
+        return self
+
     @field_validator("hosts")
     @classmethod
     def _hosts_are_urls(cls, hosts: list[str]) -> list[str]:
@@ -119,6 +128,14 @@ class SmtpConfig(_Model):
     timeout_seconds: float = Field(default=10.0, gt=0)
     verify_certs: bool = True
     ca_cert: OptStr = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SmtpConfig:
+        if self.starttls and self.tls:
+            raise ValueError("starttls and tls exclude each other (tls is implicit TLS)")
+        if (self.username is None) != (self.password is None):
+            raise ValueError("username and password must be set together")
+        return self
 
 
 class EmailAlertConfig(_Model):

@@ -58,7 +58,10 @@ def setup_logging(level: str = "info", json_output: bool | None = None) -> None:
     handler = logging.StreamHandler(sys.stderr)
     use_json = not sys.stderr.isatty() if json_output is None else json_output
     handler.setFormatter(JsonFormatter() if use_json else TextFormatter())
-    root = logging.getLogger("logpipe")
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
-    root.propagate = False
+    # At debug, the HTTP and SMTP clients' own logs help too (requests, responses).
+    names = ["logpipe", *(["elastic_transport", "aiosmtplib"] if level == "debug" else [])]
+    for name in names:
+        logger = logging.getLogger(name)
+        logger.handlers[:] = [handler]
+        logger.setLevel(level.upper())
+        logger.propagate = False

@@ -164,3 +164,39 @@ def test_demo_runs_the_main_job_and_shows_what_landed() -> None:
     assert "0 dead-lettered" in out
     assert "E-mails received by the SMTP catcher: 9" in out
     assert "Subject: Critical Error: Database error recording daily input" in out
+
+
+def test_credentials_never_appear_in_output_even_at_debug(
+    tmp_path: Path, log_dir: Path, es_server: EsTarget, index_prefix: str
+) -> None:
+    if "ES_API_KEY" in es_server.env or "ES_USERNAME" in es_server.env:
+        pytest.skip("the target cluster has real credentials; this test sets its own")
+    marker = "s3cr3t-Pa55-d0-not-print"
+    secret_file = tmp_path / "es_password"
+    secret_file.write_text(marker + "\n")
+    (log_dir / "app.log").write_text(app_line("2026-11-27T08:00:00", "ERROR", "boom"))
+    pipeline = write_pipeline(tmp_path, log_dir, index_prefix)
+    env = {**es_server.env, "ES_USERNAME": "logpipe", "ES_PASSWORD_FILE": str(secret_file)}
+    delivered = run_cli("run", str(pipeline), "--once", "--log-level", "debug", env=env)
+    refused = run_cli(
+        "run",
+        str(pipeline),
+        "--once",
+        "--log-level",
+        "debug",
+        "--timeout",
+        "1",
+        env={**env, "ES_URL": "http://127.0.0.1:9"},
+    )
+    checked = run_cli("check", str(pipeline), env=env)
+    outputs = [
+        delivered.stdout,
+        delivered.stderr,
+        refused.stdout,
+        refused.stderr,
+        checked.stdout,
+        checked.stderr,
+    ]
+    assert delivered.returncode == 0, delivered.stderr
+    assert "debug" in delivered.stderr  # debug logging really was on
+    assert all(marker not in text for text in outputs)

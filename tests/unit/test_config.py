@@ -142,3 +142,32 @@ def test_yaml_syntax_error_names_the_line(tmp_path: Path) -> None:
 def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read"):
         load_config(tmp_path / "nope.yml", {})
+
+
+@pytest.mark.parametrize(
+    ("env", "path", "message"),
+    [
+        ({"SMTP_PASSWORD": "x"}, "alerts.email.smtp", "username and password"),
+        ({"SMTP_STARTTLS": "true", "SMTP_TLS": "true"}, "alerts.email.smtp", "exclude"),
+        ({"ES_API_KEY": "k", "ES_USERNAME": "u"}, "output.elasticsearch", "either api_key"),
+        ({"ES_PASSWORD": "p"}, "output.elasticsearch", "username is not"),
+    ],
+)
+def test_inconsistent_credentials_are_config_errors(
+    tmp_path: Path, env: dict[str, str], path: str, message: str
+) -> None:
+    text = (REPO / "pipelines" / "erp.yml").read_text()
+    pipeline = tmp_path / "erp.yml"
+    pipeline.write_text(
+        text.replace(
+            "starttls: ${SMTP_STARTTLS:-false}",
+            "starttls: ${SMTP_STARTTLS:-false}\n      tls: ${SMTP_TLS:-false}",
+        )
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(pipeline, env)
+    (problem,) = caught.value.problems
+    assert problem.path == path and message in problem.message
+    for value in env.values():
+        if len(value) > 1:
+            assert value not in str(caught.value)

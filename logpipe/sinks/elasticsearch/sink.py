@@ -137,7 +137,9 @@ class ElasticsearchSink:
                 await self._backoff(attempt, f"bulk request failed: {exc}")
                 attempt += 1
                 continue
+            before = len(pending)
             pending = self._settle(pending, response)
+            log.debug("bulk_settled", extra={"items": before, "to_retry": len(pending)})
             if pending:
                 self.stats.retried_items += len(pending)
                 await self._backoff(attempt, f"{len(pending)} items answered 429/5xx")

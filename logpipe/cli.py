@@ -111,6 +111,47 @@ def check(pipeline: str) -> None:
     )
 
 
+@main.group()
+def dlq() -> None:
+    """Dead letters: documents Elasticsearch refused even in their safe form."""
+
+
+@dlq.command("list")
+@click.argument("pipeline", type=click.Path(dir_okay=False))
+def dlq_list(pipeline: str) -> None:
+    """Count PIPELINE's dead letters and show the commonest reasons."""
+    from logpipe.dlq import dead_letters, summarize
+
+    config = _load(pipeline)
+    count, reasons = summarize(config)
+    click.echo(f"{count} dead letters in {dead_letters(config).path}")
+    for reason, n in reasons:
+        click.echo(f"  {n:>7}  {reason}")
+
+
+@dlq.command("replay")
+@click.argument("pipeline", type=click.Path(dir_okay=False))
+@click.option("--timeout", type=float, default=600.0, show_default=True)
+def dlq_replay(pipeline: str, timeout: float) -> None:
+    """Re-send PIPELINE's dead letters (once the cause is fixed); exit 1 if any remain."""
+    from logpipe.dlq import replay
+    from logpipe.errors import LogpipeError
+
+    setup_logging("warning")
+    config = _load(pipeline)
+    try:
+        report = asyncio.run(replay(config, timeout))
+    except LogpipeError as exc:
+        click.echo(f"replay stopped, dead letters kept for the next replay: {exc}", err=True)
+        sys.exit(1)
+    click.echo(
+        f"replayed {report.replayed}: {report.created} indexed, {report.duplicates} already "
+        f"there, {report.still_dead} dead-lettered again"
+    )
+    if report.still_dead:
+        sys.exit(1)
+
+
 @main.command()
 @click.option(
     "--pipeline",

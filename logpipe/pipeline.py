@@ -146,6 +146,7 @@ class Pipeline:
                 line = event.line
                 self.checkpoints.advance(line.file_id, line.path, line.generation, line.end)
             self._save_checkpoints()
+            await self.queue.release(batch)
             self._outstanding -= len(batch)
             if self._outstanding == 0:
                 self._settled.set()

@@ -6,6 +6,7 @@ path, so it does no lookups it could have done in ``__init__``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -37,13 +38,31 @@ def make_parser(config: InputConfig) -> Parser:
     return plain_parser
 
 
-class LineProcessor:
-    """Turns one input's lines into enriched events."""
+ResumeTime = Callable[[str, int], datetime | None]
 
-    def __init__(self, config: InputConfig, enricher: Enricher) -> None:
+
+class LineProcessor:
+    """Turns one input's lines into enriched events.
+
+    A line without a usable time of its own (a parse failure, a stray print)
+    gets the time of the line before it in the same file, tagged
+    ``_timestamp_inferred``: it shows up in Kibana next to its neighbours, and
+    — since ``resume_time`` gives that time back from the checkpoint after a
+    restart — a re-read of the line lands in the same daily index, so its
+    deterministic id is answered 409 instead of creating a copy elsewhere.
+    Only a file whose first lines are undated falls back to the time of reading.
+    """
+
+    _MAX_FILES = 10_000
+
+    def __init__(
+        self, config: InputConfig, enricher: Enricher, resume_time: ResumeTime | None = None
+    ) -> None:
         self._parse = make_parser(config)
         self._dataset = config.dataset
         self._enrich = enricher
+        self._resume_time = resume_time
+        self._last_time: dict[tuple[str, int], datetime] = {}
 
     def __call__(self, line: Line, now: datetime | None = None) -> Event:
         tags: list[str] = []
@@ -57,11 +76,31 @@ class LineProcessor:
             tags.append("_line_truncated")
         parsed = self._parse(text)
         fields = parsed.fields
-        _source_fields(fields, line, self._dataset, now or datetime.now(UTC))
+        now = now or datetime.now(UTC)
+        _source_fields(fields, line, self._dataset, now)
         self._enrich(fields)
         if parsed.tags:
             tags.extend(parsed.tags)
-        return Event(fields, line, tags, parsed.timestamp)
+        timestamp = parsed.timestamp
+        key = (line.file_id, line.generation)
+        if timestamp is None:
+            timestamp = self._previous_time(key) or now
+            fields["@timestamp"] = _iso(timestamp)
+            tags.append("_timestamp_inferred")
+        if len(self._last_time) >= self._MAX_FILES and key not in self._last_time:
+            self._last_time.clear()
+        self._last_time[key] = timestamp
+        return Event(fields, line, tags, timestamp)
+
+    def _previous_time(self, key: tuple[str, int]) -> datetime | None:
+        known = self._last_time.get(key)
+        if known is None and self._resume_time is not None:
+            known = self._resume_time(*key)
+        return known
+
+
+def _iso(when: datetime) -> str:
+    return when.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def _source_fields(fields: dict[str, Any], line: Line, dataset: str, now: datetime) -> None:

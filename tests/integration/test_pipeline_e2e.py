@@ -8,6 +8,9 @@ Kibana — and e-mails the SMTP server actually received.
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -146,7 +149,9 @@ def test_kibana_searches_work_against_the_installed_mappings(
         index_prefix,
         {"range": {"@timestamp": {"gte": "2026-11-27T00:00:00Z", "lt": "2026-11-27T00:00:02.5Z"}}},
     )
-    assert after_midnight["hits"]["total"]["value"] == 3  # error, warning, 07:00:01+07 access
+    # error, warning, the 07:00:01+07 access line, and the undated bad line, which takes
+    # the time of the warning before it (00:00:02).
+    assert after_midnight["hits"]["total"]["value"] == 4
 
     statuses = search(
         client,
@@ -242,7 +247,7 @@ def test_error_line_produces_one_email_at_the_smtp_server(
     assert len(smtp_server.messages) == 1
 
 
-def test_rejected_document_is_dead_lettered_with_reason_and_run_fails(
+def test_mapping_conflict_is_reindexed_in_safe_form_and_stays_searchable(
     tmp_path: Path, log_dir: Path, es_server: EsTarget, index_prefix: str
 ) -> None:
     # `quantity` is first mapped as a number (dynamic mapping), then sent as an object.
@@ -255,9 +260,62 @@ def test_rejected_document_is_dead_lettered_with_reason_and_run_fails(
         fh.write(app_line("2026-11-27T01:00:02", "INFO", "third", quantity=4))
 
     report = run_once(pipeline, es_server.env)
-    assert (report.created, report.dead_lettered) == (1, 1)
+    assert (report.created, report.dead_lettered, report.problems) == (2, 0, [])
+    client = es_client(es_server.env)
+    (repaired,) = hits(search(client, index_prefix, {"term": {"tags": "_mapping_conflict"}}))
+    doc = repaired["_source"]
+    assert doc["message"] == "second"
+    assert "quantity" not in doc["app"]
+    (conflict,) = doc["logpipe"]["conflicts"]
+    assert (conflict["field"], conflict["value"]) == ("app.quantity", '{"a":1}')
+    found = hits(
+        search(client, index_prefix, {"term": {"logpipe.conflicts.field": "app.quantity"}})
+    )
+    assert len(found) == 1
+
+
+def test_document_refused_even_in_safe_form_is_dead_lettered_then_replayed_once_fixed(
+    tmp_path: Path, log_dir: Path, es_server: EsTarget, index_prefix: str
+) -> None:
+    client = es_client(es_server.env)
+    strict = f"{index_prefix}-2026.11.27"
+    # An index someone created by hand with a strict mapping refuses every field we add.
+    client.indices.create(
+        index=strict, mappings={"dynamic": "strict", "properties": {"message": {"type": "text"}}}
+    )
+    with (log_dir / "app.log").open("w") as fh:
+        fh.write(app_line("2026-11-27T02:00:00", "ERROR", "refused one", request_id="r-1"))
+        fh.write(app_line("2026-11-27T02:00:01", "INFO", "refused two"))
+    pipeline = write_pipeline(tmp_path, log_dir, index_prefix)
+    report = run_once(pipeline, es_server.env)
+    assert (report.created, report.dead_lettered) == (0, 2)
     assert any("dead-lettered" in p for p in report.problems)
-    dead = (tmp_path / "data" / "dead_letters.ndjson").read_text().splitlines()
-    assert len(dead) == 1 and '"second"' in dead[0] and "400" in dead[0]
-    # The checkpoint moved past the dead letter: the next run has nothing to do.
+    letters = (tmp_path / "data" / "dead_letters.ndjson").read_text().splitlines()
+    assert len(letters) == 2 and "strict_dynamic_mapping_exception" in letters[0]
+    # The checkpoint moved past the dead letters: the next run has nothing to do.
     assert run_once(pipeline, es_server.env).read == 0
+
+    listed = run_cli("dlq", "list", str(pipeline), env=es_server.env)
+    assert "2 dead letters" in listed.stdout
+    still_broken = run_cli("dlq", "replay", str(pipeline), env=es_server.env)
+    assert still_broken.returncode == 1 and "2 dead-lettered again" in still_broken.stdout
+
+    client.indices.delete(index=strict)  # the cause, fixed
+    fixed = run_cli("dlq", "replay", str(pipeline), env=es_server.env)
+    assert fixed.returncode == 0, fixed.stderr + fixed.stdout
+    assert "replayed 2: 2 indexed" in fixed.stdout
+    assert not (tmp_path / "data" / "dead_letters.ndjson").exists()
+    again = run_cli("dlq", "replay", str(pipeline), env=es_server.env)
+    assert "replayed 0" in again.stdout
+    messages = sorted(h["_source"]["message"] for h in hits(search(client, index_prefix)))
+    assert messages == ["refused one", "refused two"]
+
+
+def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "logpipe", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **env},
+    )

@@ -12,7 +12,7 @@ def event(size: int = 10) -> Event:
     return Event({}, Line("f", 0, "/p", 0, size + 1, b"x" * size, "in"))
 
 
-async def test_put_waits_when_event_budget_is_spent_and_resumes_after_a_batch() -> None:
+async def test_in_flight_batch_counts_against_the_budget_until_released() -> None:
     queue = EventQueue(max_events=3, max_bytes=1 << 20)
     for _ in range(3):
         await queue.put(event())
@@ -21,8 +21,12 @@ async def test_put_waits_when_event_budget_is_spent_and_resumes_after_a_batch() 
     assert not blocked.done() and len(queue) == 3
     batch = await queue.get_batch(2, 1 << 20, 0.0)
     assert len(batch) == 2
+    # Taken into a batch that is in flight (maybe retrying for hours): still held.
+    await asyncio.sleep(0.05)
+    assert not blocked.done() and queue.held == 3
+    await queue.release(batch)
     await asyncio.wait_for(blocked, 1)
-    assert len(queue) == 2
+    assert (len(queue), queue.held) == (2, 2)
 
 
 async def test_put_waits_when_byte_budget_is_spent() -> None:
@@ -33,7 +37,7 @@ async def test_put_waits_when_byte_budget_is_spent() -> None:
     blocked = asyncio.create_task(queue.put(event(1000)))
     await asyncio.sleep(0.05)
     assert not blocked.done() and queue.bytes == one * 2
-    await queue.get_batch(1, 1 << 30, 0.0)
+    await queue.release(await queue.get_batch(1, 1 << 30, 0.0))
     await asyncio.wait_for(blocked, 1)
 
 
@@ -57,3 +61,13 @@ async def test_batch_waits_up_to_max_age_for_more_events() -> None:
     await writer
     # Not full (10), so it waited until the age limit and took the late event too.
     assert len(batch) == 2
+
+
+async def test_batch_does_not_wait_for_more_when_readers_are_blocked_on_the_budget() -> None:
+    queue = EventQueue(max_events=2, max_bytes=1 << 20)
+    await queue.put(event())
+    await queue.put(event())
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    batch = await queue.get_batch(100, 1 << 20, 5.0)
+    assert len(batch) == 2 and loop.time() - started < 1.0

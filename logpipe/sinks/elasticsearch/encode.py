@@ -71,15 +71,22 @@ class BulkItem:
     index: str
     doc_id: str
     source: bytes
+    repairs: int = 0
 
 
 def encode_item(event: Event, index: str) -> BulkItem:
-    """Serialise ``event`` (merging its tags into the document)."""
+    """Serialise ``event``, merging its tags into the document (once: they move there)."""
     doc = event.fields
     if event.tags:
         existing = doc.get("tags")
         doc["tags"] = [*existing, *event.tags] if isinstance(existing, list) else event.tags
-    return BulkItem(event, index, document_id(event.line), orjson.dumps(doc, default=str))
+        event.tags = []
+    return BulkItem(event, index, document_id(event.line), encode_source(doc))
+
+
+def encode_source(doc: dict[str, Any]) -> bytes:
+    """The JSON bytes of one document (values orjson cannot encode become strings)."""
+    return orjson.dumps(doc, default=str)
 
 
 def bulk_body(items: list[BulkItem]) -> bytes:

@@ -33,8 +33,15 @@ from logpipe.sinks.elasticsearch.encode import (
     IndexNamer,
     bulk_body,
     encode_item,
+    encode_source,
     index_template,
     retry_delay,
+)
+from logpipe.sinks.elasticsearch.repair import (
+    MAX_FIELD_REPAIRS,
+    is_mapping_conflict,
+    move_conflicting_field,
+    safe_core,
 )
 
 log = logging.getLogger("logpipe.elasticsearch")
@@ -45,6 +52,7 @@ class SinkStats:
     created: int = 0
     duplicates: int = 0
     dead_lettered: int = 0
+    repaired: int = 0
     retried_items: int = 0
     failed_requests: int = 0
 
@@ -127,7 +135,11 @@ class ElasticsearchSink:
     async def send(self, events: list[Event], now: datetime | None = None) -> None:
         """Deliver ``events``; return only when each is created, a duplicate, or dead-lettered."""
         ingested = now or datetime.now(UTC)
-        pending = [self._encode(event, ingested) for event in events]
+        await self.send_items([self._encode(event, ingested) for event in events])
+
+    async def send_items(self, items: list[BulkItem]) -> None:
+        """Deliver encoded ``items`` (each with its own index and id) until all settle."""
+        pending = items
         attempt = 0
         while pending:
             try:
@@ -137,12 +149,16 @@ class ElasticsearchSink:
                 await self._backoff(attempt, f"bulk request failed: {exc}")
                 attempt += 1
                 continue
-            before = len(pending)
-            pending = self._settle(pending, response)
-            log.debug("bulk_settled", extra={"items": before, "to_retry": len(pending)})
-            if pending:
-                self.stats.retried_items += len(pending)
-                await self._backoff(attempt, f"{len(pending)} items answered 429/5xx")
+            retry, repaired = self._settle(pending, response)
+            log.debug(
+                "bulk_settled",
+                extra={"items": len(pending), "to_retry": len(retry), "repaired": len(repaired)},
+            )
+            pending = retry + repaired
+            if retry:
+                # Repaired items alone go straight back; 429/5xx ones wait first.
+                self.stats.retried_items += len(retry)
+                await self._backoff(attempt, f"{len(retry)} items answered 429/5xx")
                 attempt += 1
 
     def _encode(self, event: Event, ingested: datetime) -> BulkItem:
@@ -159,30 +175,60 @@ class ElasticsearchSink:
         result: dict[str, Any] = await self._call(request)
         return result
 
-    def _settle(self, items: list[BulkItem], response: dict[str, Any]) -> list[BulkItem]:
-        """Account for each answered item; return those to retry."""
+    def _settle(
+        self, items: list[BulkItem], response: dict[str, Any]
+    ) -> tuple[list[BulkItem], list[BulkItem]]:
+        """Account for each answered item; return (to retry later, repaired to resend)."""
         classified = classify_response(response, len(items))
         retry: list[BulkItem] = []
-        rejected: list[dict[str, Any]] = []
+        repaired: list[BulkItem] = []
+        rejected: list[tuple[BulkItem, str]] = []
         for item, outcome, reason in zip(
             items, classified.outcomes, classified.reasons, strict=True
         ):
             if outcome is Outcome.CREATED:
                 self.stats.created += 1
-                if self._on_created is not None:
-                    self._on_created(item.event)
+                self._created(item)
             elif outcome is Outcome.DUPLICATE:
                 self.stats.duplicates += 1
             elif outcome is Outcome.RETRY:
                 retry.append(item)
+            elif self._repair(item, reason or ""):
+                repaired.append(item)
             else:
-                rejected.append(self._dead_letter_entry(item, reason or "rejected"))
-                if self._on_created is not None:
-                    # The event is real even if its document was refused: alert on it.
-                    self._on_created(item.event)
-        self._dead_letters.write(rejected)
-        self.stats.dead_lettered += len(rejected)
-        return retry
+                rejected.append((item, reason or "rejected"))
+        if rejected:
+            try:
+                self._dead_letters.write([self._dead_letter_entry(i, r) for i, r in rejected])
+            except OSError as exc:
+                # Disk full or read-only: the documents are neither indexed nor safely
+                # dead-lettered, so they stay pending (and unacknowledged) and are retried.
+                log.error("dead_letter_write_failed", extra={"reason": str(exc)})
+                return retry + [item for item, _ in rejected], repaired
+            self.stats.dead_lettered += len(rejected)
+            for item, _ in rejected:
+                # The event is real even if its document was refused: alert on it.
+                self._created(item)
+        return retry, repaired
+
+    def _created(self, item: BulkItem) -> None:
+        if self._on_created is not None:
+            self._on_created(item.event)
+
+    def _repair(self, item: BulkItem, reason: str) -> bool:
+        """Re-encode a mapping-conflict rejection in a safe form; False if out of options."""
+        if not is_mapping_conflict(reason) or item.repairs > MAX_FIELD_REPAIRS:
+            return False
+        doc = item.event.fields
+        if item.repairs < MAX_FIELD_REPAIRS and move_conflicting_field(doc, reason):
+            item.repairs += 1
+        else:
+            item.event.fields = doc = safe_core(doc, reason)
+            item.repairs = MAX_FIELD_REPAIRS + 1
+        item.source = encode_source(doc)
+        self.stats.repaired += 1
+        log.warning("document_repaired", extra={"reason": reason[:300], "id": item.doc_id})
+        return True
 
     @staticmethod
     def _dead_letter_entry(item: BulkItem, reason: str) -> dict[str, Any]:

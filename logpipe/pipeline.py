@@ -194,7 +194,7 @@ class Pipeline:
             await _until_stopped(self.sink.start(), stop)
             shipper = asyncio.create_task(self._ship())
             readers = [asyncio.create_task(t.run(stop)) for t in self.tailers]
-            await _first_failure([*readers, shipper], asyncio.gather(*readers))
+            await _first_failure([*readers, shipper], _stop_readers(readers, stop))
             # Stopping: give in-flight batches a bounded time to settle. What does not
             # settle is simply not checkpointed and is re-read on the next start.
             with contextlib.suppress(TimeoutError):
@@ -289,6 +289,22 @@ async def _first_failure(tasks: list[asyncio.Task[None]], awaitable: Awaitable[A
             waiter.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await waiter
+
+
+async def _stop_readers(readers: list[asyncio.Task[None]], stop: asyncio.Event) -> None:
+    """Once ``stop`` is set, let the readers finish their pass, then cancel them.
+
+    A reader blocked on a full queue (Elasticsearch down) would never notice the
+    stop; cancelling it there is safe: the tailer keeps the lines it had not yet
+    handed over, and nothing read is checkpointed before it is acknowledged.
+    """
+    await stop.wait()
+    _, pending = await asyncio.wait(readers, timeout=1.0)
+    for task in pending:
+        task.cancel()
+    for task in readers:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 async def _until_stopped(coro: Awaitable[None], stop: asyncio.Event) -> None:

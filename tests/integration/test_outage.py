@@ -71,3 +71,38 @@ async def test_reader_waits_within_budget_while_elasticsearch_is_down_then_deliv
     finally:
         stop.set()
         await asyncio.to_thread(server.stop)
+
+
+async def test_stop_while_elasticsearch_is_down_and_queue_full_exits_in_time_losing_nothing(
+    tmp_path: Path, log_dir: Path, index_prefix: str
+) -> None:
+    log = log_dir / "app.log"
+    append_lines(log, 0, 100)
+    server = NoidaServer(tmp_path / "noida")
+    await asyncio.to_thread(server.start)
+    path = write_pipeline(tmp_path, log_dir, index_prefix)
+    path.write_text(path.read_text() + QUEUE)
+    try:
+        pipeline = Pipeline(load(path, {"ES_URL": server.url}), {})
+        stop = asyncio.Event()
+        task = asyncio.create_task(pipeline.run_forever(stop))
+        await wait_until(lambda: pipeline.sink.stats.created == 100)
+        await asyncio.to_thread(server.stop)
+        append_lines(log, 100, 3000)
+        await wait_until(lambda: pipeline.queue.held == 100)  # budget full, reader blocked
+
+        loop = asyncio.get_running_loop()
+        stopped_at = loop.time()
+        stop.set()
+        report = await asyncio.wait_for(task, 30)
+        assert loop.time() - stopped_at < 10
+        assert report.problems and "re-read" in report.problems[0]
+
+        await asyncio.to_thread(server.start)
+        rest = await Pipeline(load(path, {"ES_URL": server.url}), {}).run_once(timeout=60)
+        assert (rest.created, rest.problems) == (3000, [])
+        client = es_client({"ES_URL": server.url})
+        result = await asyncio.to_thread(search, client, index_prefix, None, size=0)
+        assert result["hits"]["total"]["value"] == 3100
+    finally:
+        await asyncio.to_thread(server.stop)

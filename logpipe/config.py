@@ -164,8 +164,8 @@ class AlertsConfig(_Model):
 class QueueConfig(_Model):
     """The memory budget between readers and the sink; readers wait when it is full."""
 
-    max_events: int = Field(default=20000, ge=1)
-    max_bytes: int = Field(default=32 << 20, ge=1 << 16)
+    max_events: int = Field(default=10000, ge=1)
+    max_bytes: int = Field(default=16 << 20, ge=1 << 16)
 
 
 class PipelineConfig(_Model):

@@ -53,8 +53,12 @@ class Event:
 
     @property
     def size(self) -> int:
-        """Approximate memory cost, used against the queue's byte budget."""
-        return len(self.line.raw) * 2 + 512
+        """Approximate memory cost, used against the queue's byte budget.
+
+        Measured with tracemalloc on the sample logs: a parsed event (nested dicts,
+        strings, the raw line) holds about 3.3 KB for a 170–360 byte line.
+        """
+        return len(self.line.raw) * 3 + 2560
 
 
 def set_path(doc: dict[str, Any], dotted: str, value: Any) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import signal
 import sys
 from pathlib import Path
@@ -66,6 +67,7 @@ def run(pipeline: str, once: bool, timeout: float, log_level: str) -> None:
     except OSError as exc:
         click.echo(f"{pipeline}: cannot use data_dir {config.data_dir}: {exc.strerror}", err=True)
         sys.exit(2)
+    _tune_gc()
     report = asyncio.run(_run(runner, once, timeout))
     click.echo(
         f"read {report.read} lines: {report.created} indexed, {report.duplicates} "
@@ -77,6 +79,20 @@ def run(pipeline: str, once: bool, timeout: float, log_level: str) -> None:
         click.echo(f"not delivered: {problem}", err=True)
     if report.fatal or (once and report.problems):
         sys.exit(1)
+
+
+def _tune_gc() -> None:
+    """Make the cyclic garbage collector cheap for a pipeline's workload.
+
+    Events are trees of small dicts with no reference cycles, freed by reference
+    counting; but every young-generation collection walks the thousands of events
+    held in the memory budget. With the default thresholds that walking cost about
+    a third of logpipe's CPU (bench/RESULTS.md, 2026-11-27). Freeze what start-up
+    allocated and collect less often; memory stays bounded by the budget.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
 
 
 async def _run(pipeline: Pipeline, once: bool, timeout: float) -> RunReport:

@@ -52,6 +52,14 @@ class InputConfig(_Model):
     max_line_bytes: int = Field(default=1 << 20, ge=1024)
     # Fields the app adds beyond the JSONFormatter's own go under this key.
     extra_namespace: str = Field(default="app", pattern=r"^[a-z_][a-z0-9_]*$")
+    # inotify wakes the reader at once; polling is the safety net (and the only
+    # way on filesystems without inotify).
+    poll_interval_seconds: float = Field(default=1.0, gt=0, le=60)
+    # Ship a last line that never gets its newline after this long (off: wait).
+    partial_line_timeout_seconds: float | None = Field(default=None, gt=0)
+    # A rotated-away or deleted file stays open until its lines are acknowledged,
+    # at most this long.
+    rotated_hold_seconds: float = Field(default=3600.0, gt=0)
 
 
 class EnrichConfig(_Model):

@@ -56,7 +56,7 @@ class Event:
         """Approximate memory cost, used against the queue's byte budget.
 
         Measured with tracemalloc on the sample logs: a parsed event (nested dicts,
-        strings, the raw line) holds about 3.3 KB for a 170–360 byte line.
+        strings, the raw line) holds about 3.3 KB for a 170-360 byte line.
         """
         return len(self.line.raw) * 3 + 2560
 

@@ -22,6 +22,7 @@ import logging
 import os
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from logpipe.alerts.rules import AlertRule
@@ -35,6 +36,7 @@ from logpipe.process import LineProcessor
 from logpipe.queue import EventQueue
 from logpipe.sinks.deadletter import DeadLetterFile
 from logpipe.sinks.elasticsearch.sink import ElasticsearchSink
+from logpipe.sources.recover import prune_checkpoints
 from logpipe.sources.tail import Tailer
 
 log = logging.getLogger("logpipe.pipeline")
@@ -99,9 +101,11 @@ class Pipeline:
             config.output.elasticsearch, self.dead_letters, on_created=self._alert
         )
         enricher = Enricher(static_fields(config.enrich, env))
+        self._patterns = [p for input_config in config.inputs.values() for p in input_config.paths]
+        prune_checkpoints(self.checkpoints, self._patterns)
         self.tailers: list[Tailer] = []
         for name, input_config in config.inputs.items():
-            processor = LineProcessor(input_config, enricher)
+            processor = LineProcessor(input_config, enricher, self._resume_time)
             self.tailers.append(
                 Tailer(
                     name,
@@ -109,12 +113,31 @@ class Pipeline:
                     self.checkpoints,
                     self._emitter(processor),
                     max_line_bytes=input_config.max_line_bytes,
+                    poll_interval=input_config.poll_interval_seconds,
+                    partial_line_timeout=input_config.partial_line_timeout_seconds,
+                    ack_hold=input_config.rotated_hold_seconds,
                 )
             )
         self._outstanding = 0
         self._settled = asyncio.Event()
         self._settled.set()
         self.read = 0
+
+    def _resume_time(self, file_id: str, generation: int) -> datetime | None:
+        """The time of the last acknowledged event of a file (for undated lines)."""
+        checkpoint = self.checkpoints.get(file_id)
+        if checkpoint is None or checkpoint.generation != generation:
+            return None
+        if checkpoint.event_time is None:
+            return None
+        return datetime.fromtimestamp(checkpoint.event_time, UTC)
+
+    async def _maintain(self) -> None:
+        """Hourly: forget the checkpoints of files long gone (they accumulate otherwise)."""
+        while True:
+            await asyncio.sleep(3600)
+            if prune_checkpoints(self.checkpoints, self._patterns):
+                self._save_checkpoints()
 
     def _emitter(self, processor: LineProcessor) -> Callable[[Line], Awaitable[None]]:
         async def emit(line: Line) -> None:
@@ -144,7 +167,8 @@ class Pipeline:
             await self.sink.send(batch)
             for event in batch:
                 line = event.line
-                self.checkpoints.advance(line.file_id, line.path, line.generation, line.end)
+                when = event.timestamp.timestamp() if event.timestamp else None
+                self.checkpoints.advance(line.file_id, line.path, line.generation, line.end, when)
             self._save_checkpoints()
             await self.queue.release(batch)
             self._outstanding -= len(batch)
@@ -190,9 +214,11 @@ class Pipeline:
         shipper: asyncio.Task[None] | None = None
         problems: list[str] = []
         fatal = False
+        maintenance: asyncio.Task[None] | None = None
         try:
             await _until_stopped(self.sink.start(), stop)
             shipper = asyncio.create_task(self._ship())
+            maintenance = asyncio.create_task(self._maintain())
             readers = [asyncio.create_task(t.run(stop)) for t in self.tailers]
             await _first_failure([*readers, shipper], _stop_readers(readers, stop))
             # Stopping: give in-flight batches a bounded time to settle. What does not
@@ -212,6 +238,8 @@ class Pipeline:
             problems.append(str(exc))
             fatal = True
         finally:
+            if maintenance is not None:
+                maintenance.cancel()
             await self._shutdown(shipper, alerter_task)
         if self._outstanding:
             problems.append(

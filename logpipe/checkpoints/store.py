@@ -4,12 +4,18 @@ Format (``version`` first so a future format can be told apart)::
 
     {"version": 1,
      "files": {"<fingerprint>": {"path": str, "offset": int,
-                                  "generation": int, "updated": float}}}
+                                  "generation": int, "updated": float,
+                                  "copy_of": "<fingerprint>",     # optional
+                                  "event_time": float}}}          # optional
 
 ``offset`` is the end of the last line whose delivery was acknowledged, so a
-restart resumes exactly after it. The store never moves an offset backwards
-within a generation: acknowledgements may arrive out of order and the earlier
-one must not undo the later.
+restart resumes exactly after it. An entry with ``copy_of`` is a file found to
+be a copy of another's content (copytruncate's ``app.log.1``): its lines are
+read, and acknowledged, as the original's ``generation``, so the entry itself
+never advances; it only says "not a new file" to the next start.
+
+The store never moves an offset backwards within a generation: acknowledgements
+may arrive out of order and the earlier one must not undo the later.
 
 Durability, like Vector's checkpointer: write a temp file in the same
 directory, fsync it, ``os.replace`` it over the real file, fsync the
@@ -31,6 +37,7 @@ import json
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -59,13 +66,18 @@ class FileCheckpoint:
     """Where reading of one file resumes: ``offset`` within ``generation``.
 
     ``path`` is informational (the last name the file was read under).
-    ``updated`` is the wall-clock time of the last advance.
+    ``updated`` is the wall-clock time of the last advance. ``copy_of``: the
+    file id whose content this file is a copy of (read under that id).
+    ``event_time``: the (epoch) time of the last acknowledged event, which an
+    undated line read next inherits, so that a re-read names the same index.
     """
 
     path: str
     offset: int
     generation: int
     updated: float = 0.0
+    copy_of: str | None = None
+    event_time: float | None = None
 
 
 class CheckpointStore:
@@ -130,7 +142,14 @@ class CheckpointStore:
         """A copy of all checkpoints, by file id."""
         return dict(self._files)
 
-    def advance(self, file_id: str, path: str, generation: int, offset: int) -> bool:
+    def advance(
+        self,
+        file_id: str,
+        path: str,
+        generation: int,
+        offset: int,
+        event_time: float | None = None,
+    ) -> bool:
         """Record that ``file_id`` was delivered up to ``offset`` in ``generation``.
 
         Ignored (returns False) if it would move backwards: a lower generation, or
@@ -144,14 +163,59 @@ class CheckpointStore:
             or (generation == current.generation and offset <= current.offset)
         ):
             return False
-        self._files[file_id] = FileCheckpoint(path, offset, generation, time.time())
+        self._files[file_id] = FileCheckpoint(
+            path, offset, generation, time.time(), event_time=event_time
+        )
         self._dirty = True
         return True
+
+    def register(
+        self, file_id: str, path: str, generation: int, offset: int, copy_of: str | None = None
+    ) -> bool:
+        """Start an entry for ``file_id`` at ``offset`` unless it has one; True if it did.
+
+        Called by the tailer when it starts reading a file it has no entry for,
+        so that a restart finds the file by identity even if it was renamed
+        away before any of its lines were acknowledged. It claims nothing was
+        delivered past ``offset`` (the start). ``copy_of``: the file is a copy
+        of that file id's content, in ``generation``. Memory only, like
+        :meth:`advance`.
+        """
+        if file_id in self._files:
+            return False
+        self._files[file_id] = FileCheckpoint(path, offset, generation, time.time(), copy_of)
+        self._dirty = True
+        return True
+
+    def end_generation(self, file_id: str, path: str, generation: int) -> bool:
+        """Record that ``file_id``'s content of ``generation`` is gone (its file was deleted).
+
+        The entry moves to the next generation at offset 0, so that a new file
+        that gets the same inode and the same first line (hence the same id)
+        starts from its beginning with new document ids, instead of resuming
+        at the old file's offset or reusing its ids. Ignored (False) if the
+        entry is already past ``generation``. Memory only, like :meth:`advance`.
+        """
+        return self.advance(file_id, path, generation + 1, 0)
 
     def forget(self, file_id: str) -> None:
         """Drop ``file_id`` (a file that is gone and fully delivered)."""
         if self._files.pop(file_id, None) is not None:
             self._dirty = True
+
+    def prune(self, keep: Callable[[str, FileCheckpoint], bool]) -> list[str]:
+        """Drop every entry for which ``keep(file_id, checkpoint)`` is False; return their ids.
+
+        For entries of files that are gone for good (see
+        ``logpipe.sources.recover.prune_checkpoints``). Memory only, like
+        :meth:`advance`.
+        """
+        removed = [file_id for file_id, cp in self._files.items() if not keep(file_id, cp)]
+        for file_id in removed:
+            del self._files[file_id]
+        if removed:
+            self._dirty = True
+        return removed
 
     def save(self) -> None:
         """Persist the in-memory state atomically, if it changed since the last save.
@@ -178,15 +242,7 @@ class CheckpointStore:
         self._main_trusted = True
 
     def _encode(self) -> dict[str, dict[str, Any]]:
-        return {
-            file_id: {
-                "path": cp.path,
-                "offset": cp.offset,
-                "generation": cp.generation,
-                "updated": cp.updated,
-            }
-            for file_id, cp in self._files.items()
-        }
+        return {file_id: _encode_entry(cp) for file_id, cp in self._files.items()}
 
     def _keep_prev(self) -> None:
         """Hard-link the current (good) file to ``.prev`` before it is replaced.
@@ -230,18 +286,40 @@ def _read(path: Path) -> dict[str, FileCheckpoint]:
     return {str(file_id): _decode_entry(entry) for file_id, entry in files.items()}
 
 
+def _encode_entry(cp: FileCheckpoint) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "path": cp.path,
+        "offset": cp.offset,
+        "generation": cp.generation,
+        "updated": cp.updated,
+    }
+    if cp.copy_of is not None:
+        entry["copy_of"] = cp.copy_of
+    if cp.event_time is not None:
+        entry["event_time"] = cp.event_time
+    return entry
+
+
 def _decode_entry(entry: Any) -> FileCheckpoint:
     if not isinstance(entry, dict):
         raise ValueError("checkpoint entry is not an object")
-    path, updated = entry.get("path"), entry.get("updated", 0.0)
+    path, updated, copy_of = entry.get("path"), entry.get("updated", 0.0), entry.get("copy_of")
+    event_time = entry.get("event_time")
     if (
         not isinstance(path, str)
         or isinstance(updated, bool)
         or not isinstance(updated, int | float)
+        or not (copy_of is None or isinstance(copy_of, str))
+        or not (event_time is None or isinstance(event_time, int | float))
     ):
         raise ValueError(f"invalid checkpoint entry: {str(entry)[:80]!r}")
     return FileCheckpoint(
-        path, _count(entry.get("offset")), _count(entry.get("generation")), float(updated)
+        path,
+        _count(entry.get("offset")),
+        _count(entry.get("generation")),
+        float(updated),
+        copy_of,
+        None if event_time is None else float(event_time),
     )
 
 

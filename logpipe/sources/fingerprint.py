@@ -24,8 +24,38 @@ from __future__ import annotations
 
 import hashlib
 import os
+from dataclasses import dataclass
 
 FINGERPRINT_BYTES = 1024
+
+FileKey = tuple[int, int]
+"""(st_dev, st_ino): which inode, whatever its name and content."""
+
+
+@dataclass(slots=True, frozen=True)
+class FileIdentity:
+    """A fingerprint taken apart: the inode it was taken on, and the content's digest."""
+
+    dev: int
+    ino: int
+    digest: str
+
+    @property
+    def key(self) -> FileKey:
+        """The inode part, comparable with an ``os.stat`` result's (dev, ino)."""
+        return (self.dev, self.ino)
+
+    def __str__(self) -> str:
+        return f"{self.dev}:{self.ino}:{self.digest}"
+
+
+def parse_file_id(file_id: str) -> FileIdentity | None:
+    """Split a fingerprint back into its parts; ``None`` if it is not one. Pure."""
+    dev, _, rest = file_id.partition(":")
+    ino, _, digest = rest.partition(":")
+    if not (dev.isdigit() and ino.isdigit() and digest):
+        return None
+    return FileIdentity(int(dev), int(ino), digest)
 
 
 def first_line_digest(head: bytes, *, final: bool = False) -> str | None:
@@ -46,6 +76,11 @@ def first_line_digest(head: bytes, *, final: bool = False) -> str | None:
     return hashlib.blake2b(first, digest_size=8).hexdigest()
 
 
+def head_digest(fd: int, *, final: bool = False) -> str | None:
+    """First-line digest of the open file ``fd`` (``pread``: its position is untouched)."""
+    return first_line_digest(os.pread(fd, FINGERPRINT_BYTES, 0), final=final)
+
+
 def fingerprint(fd: int, *, final: bool = False) -> str | None:
     """Fingerprint of the open file ``fd``, or ``None`` if it cannot be identified yet.
 
@@ -53,7 +88,7 @@ def fingerprint(fd: int, *, final: bool = False) -> str | None:
     ``final``: see :func:`first_line_digest`.
     """
     st = os.fstat(fd)
-    digest = first_line_digest(os.pread(fd, FINGERPRINT_BYTES, 0), final=final)
+    digest = head_digest(fd, final=final)
     if digest is None:
         return None
-    return f"{st.st_dev}:{st.st_ino}:{digest}"
+    return str(FileIdentity(st.st_dev, st.st_ino, digest))

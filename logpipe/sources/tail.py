@@ -4,17 +4,61 @@ Each pass (:meth:`Tailer.read_available`):
 
 1. **Discover**: expand the globs, resolve symlinks with ``stat`` and key every
    regular file by (device, inode), so a file matched twice (through a symlink
-   and directly) is one file, and a renamed file is still the same file.
+   and directly) is one file, and a renamed file is still the same file. The
+   first pass also reopens what a previous run left unacknowledged outside the
+   globs (see :mod:`logpipe.sources.recover`): a file renamed away by rotation
+   before all its lines were acknowledged, or the copy of a file copytruncated
+   while we were stopped.
 2. **Read** every open file up to its current size, awaiting ``emit`` for each
    line: when the pipeline's queue is full, reading stops right there, and the
-   files on disk are the buffer.
+   files on disk are the buffer. With ``partial_line_timeout``, a last line
+   whose newline has not come for that long is emitted as it is.
 3. **Retire** files that left the globs (renamed away by rotation, or deleted)
-   once they are read to their end and nobody has written to them for two poll
-   intervals: until then the writer may still append to the old inode.
+   once they are read to their end, nobody has written to them for two poll
+   intervals (a deleted file without a partial line need not wait: only
+   descriptors still open can write to it) and every line read from them is
+   acknowledged, or at the latest ``ack_hold`` seconds after they last changed.
 
 Where to start a file comes from the checkpoint store (looked up by
-fingerprint) the first time it is opened; the tailer never writes checkpoints,
-the pipeline does, when the sink has acknowledged the lines.
+fingerprint) the first time it is opened. Offsets are advanced only by the
+pipeline, when the sink has acknowledged the lines; the tailer's own writes
+claim nothing was delivered (see :class:`~logpipe.sources.tracked.CheckpointAccess`):
+it registers each file it starts reading, so that a restart can find it even
+if renamed away before any line was acknowledged, and moves a deleted file's
+entry to the next generation. Dead entries are removed by
+:func:`logpipe.sources.recover.prune_checkpoints`, which the pipeline calls.
+
+Copytruncate, and where it can lose lines
+-----------------------------------------
+logrotate's ``copytruncate`` copies ``app.log`` to ``app.log.1`` and then
+truncates ``app.log`` in place (same inode). Say we had read up to offset P
+when the copy was made:
+
+* Bytes the writer appended after P and before the copy are in the copy only.
+  When the truncation is noticed (file shorter than P, or its first line
+  changed), the tailer looks in the file's directory for the copy: a regular
+  file we do not read yet, at least P bytes long, starting with the same first
+  line and holding the same bytes just before P as we read; newest first. It
+  reads the copy from the end of the last complete line emitted to its end,
+  under the old file id and generation, so those lines get exactly the ids
+  they would have had (:mod:`logpipe.sources.copies`). That closes the window.
+* If the globs match the copy (``app.log*``), it is recognised as a copy when
+  discovered (same first line, same bytes as the original or as our last read)
+  and read the same way: it adds the lost bytes, never a second set of lines.
+  Its own fingerprint is registered as a copy, so a restart does not take it
+  for a new file either.
+* Without a copy next to the file (``olddir`` elsewhere, compressed before we
+  looked, or a plain ``truncate``), the bytes from P to the truncation are
+  lost. The part we knew existed (size at our last look minus P) is added to
+  :attr:`Tailer.copytruncate_gap_bytes`; bytes written after our last look are
+  lost uncounted. A partial last line already read is emitted as it is.
+* Bytes written between logrotate's copy and its truncate are in neither file:
+  lost by logrotate itself, whoever reads.
+* A truncate-and-rewrite past P between two looks that keeps the same first
+  line (files that all start with one header line) cannot be told from
+  growth: reading goes on at P in the new content.
+* While stopped, the same search runs at start for every checkpointed file
+  whose inode now holds other (or less) content.
 
 :meth:`Tailer.run` repeats passes until stopped, woken by inotify when it is
 available and by a ``poll_interval`` timer in any case.
@@ -24,13 +68,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import glob
 import logging
 import os
-import stat
 import time
 
-from logpipe.sources.tracked import CheckpointLookup, Emit, TrackedFile
+from logpipe.sources.copies import find_copy_source, find_truncation_copy
+from logpipe.sources.fingerprint import FileKey
+from logpipe.sources.locate import glob_files
+from logpipe.sources.recover import plan_recovery
+from logpipe.sources.tracked import CheckpointAccess, Emit, ReadSettings, TrackedFile, Truncation
 from logpipe.sources.watch import DirectoryWatcher, watch_root
 
 __all__ = ["Emit", "Tailer"]
@@ -40,45 +86,60 @@ log = logging.getLogger("logpipe.tail")
 # After a wake-up, wait this long before reading so that a writer's burst of
 # small writes (one inotify event each) is read in one pass, not one per write.
 _WAKE_DEBOUNCE = 0.05
-# A file that left the globs is closed after this many idle poll intervals.
+# A file that left the globs is final after this many idle poll intervals.
 _IDLE_INTERVALS = 2
-
-FileKey = tuple[int, int]
 
 
 class Tailer:
-    """Follows the files matching ``patterns`` and emits their lines as :class:`Line`."""
+    """Follows the files matching ``patterns`` and emits their lines as :class:`Line`.
+
+    ``partial_line_timeout``: emit a last line still without its newline after
+    this many seconds without change (None: wait for the newline forever).
+    ``ack_hold``: longest time a file that left the globs is kept open, after
+    it last changed, waiting for its lines to be acknowledged.
+    """
 
     def __init__(
         self,
         input_name: str,
         patterns: list[str],
-        checkpoints: CheckpointLookup,
+        checkpoints: CheckpointAccess,
         emit: Emit,
         *,
         max_line_bytes: int = 1 << 20,
         poll_interval: float = 1.0,
         read_chunk: int = 256 * 1024,
         use_watchdog: bool = True,
+        partial_line_timeout: float | None = None,
+        ack_hold: float = 3600.0,
     ) -> None:
-        self._input_name = input_name
+        self._settings = ReadSettings(input_name, max_line_bytes, read_chunk, emit, checkpoints)
         self._patterns = list(patterns)
-        self._checkpoints = checkpoints
-        self._emit = emit
-        self._max_line_bytes = max_line_bytes
         self._poll_interval = poll_interval
-        self._read_chunk = read_chunk
         self._use_watchdog = use_watchdog
+        self._partial_line_timeout = partial_line_timeout
+        self._ack_hold = ack_hold
         self._files: dict[FileKey, TrackedFile] = {}
         self._open_failed: set[str] = set()  # paths already warned about
+        self._recovered = False  # the first pass's recovery is done
+        # New files that may be copies of a file we read, too short yet to tell:
+        # when first seen (they are opened as files of their own after a while).
+        self._undecided: dict[FileKey, float] = {}
         self._wake = asyncio.Event()
         self._stop: asyncio.Event | None = None
         self._watcher: DirectoryWatcher | None = None
+        self.copytruncate_gap_bytes = 0
+        """Bytes known lost to truncations whose copy could not be found (a metric)."""
 
     @property
     def watching(self) -> bool:
         """True while inotify wakes the tailer (False: polling only)."""
         return self._watcher is not None
+
+    @property
+    def open_files(self) -> int:
+        """How many files are open (matched, or retiring until read and acknowledged)."""
+        return len(self._files)
 
     def positions(self) -> dict[str, int]:
         """Read position of every identified open file: file id -> end of last complete line."""
@@ -88,14 +149,17 @@ class Tailer:
         """One pass: discover files, read each to its current end, retire finished ones.
 
         Only complete lines are emitted; a partial last line waits for its
-        newline. Used as is by ``--once`` and in a loop by :meth:`run`.
+        newline (or ``partial_line_timeout``). Used as is by ``--once`` and in a
+        loop by :meth:`run`.
         """
         seen = self._discover()
-        for tf in list(self._files.values()):
+        # Copies first: the lines of an old content go before those of the new.
+        for tf in sorted(self._files.values(), key=lambda tf: not tf.is_copy):
             if self._stopping():
                 return
             try:
-                await tf.read(self._emit, self._checkpoints, self._read_chunk, self._stopping)
+                await tf.read(self._stopping, self._on_truncated)
+                await self._flush_stale_partial(tf)
             except OSError as exc:
                 # EIO, stale NFS handle...: reopen on a later pass and resume
                 # from the checkpoint (re-sent lines keep their ids).
@@ -138,15 +202,10 @@ class Tailer:
 
     def _discover(self) -> set[FileKey]:
         """Open files new to us; note renames; return the keys the globs match now."""
-        found: dict[FileKey, list[str]] = {}
-        for pattern in self._patterns:
-            for path in sorted(glob.glob(pattern, recursive=True)):
-                try:
-                    st = os.stat(path)  # follows symlinks: the real file's identity
-                except OSError:
-                    continue  # dangling symlink, or gone since the glob
-                if stat.S_ISREG(st.st_mode):
-                    found.setdefault((st.st_dev, st.st_ino), []).append(path)
+        found = glob_files(self._patterns)
+        if not self._recovered:
+            self._recovered = True
+            self._recover(found)
         for key, paths in found.items():
             tf = self._files.get(key)
             if tf is None:
@@ -154,7 +213,35 @@ class Tailer:
             elif tf.path not in paths:
                 log.info("file_renamed", extra={"path": paths[0], "old_path": tf.path})
                 tf.path = paths[0]
+        for key in set(self._undecided) - set(found):
+            del self._undecided[key]
         return set(found)
+
+    def _recover(self, matched: dict[FileKey, list[str]]) -> None:
+        """Reopen, as retiring files, what the last run left unacknowledged outside the globs.
+
+        They keep the name they were read under (their lines were written
+        there), so a second crash finds them again the same way.
+        """
+        plans = plan_recovery(self._settings.checkpoints.snapshot(), self._patterns, matched)
+        for plan in plans:
+            found, checkpoint = plan.found, plan.checkpoint
+            is_matched = found.key in matched  # a copy the globs match: read as the original
+            path = found.path if is_matched else checkpoint.path
+            tf = TrackedFile(found.fd, path, self._settings, matched=is_matched)
+            if found.copy:
+                tf.assume(plan.file_id, checkpoint.generation, checkpoint.offset)
+            self._files[tf.key] = tf
+            log.info(
+                "file_recovered",
+                extra={
+                    "path": found.path,
+                    "old_path": checkpoint.path,
+                    "file_id": plan.file_id,
+                    "offset": checkpoint.offset,
+                    "copy": found.copy,
+                },
+            )
 
     def _open(self, path: str) -> None:
         try:
@@ -163,7 +250,7 @@ class Tailer:
             self._open_failed_once(path, exc)
             return
         try:
-            tf = TrackedFile(fd, path, self._input_name, self._max_line_bytes)
+            tf = TrackedFile(fd, path, self._settings)
         except OSError as exc:
             os.close(fd)
             self._open_failed_once(path, exc)
@@ -171,6 +258,9 @@ class Tailer:
         self._open_failed.discard(path)
         if tf.key in self._files:  # replaced between stat and open, by a file we have
             tf.close()
+            return
+        if not self._adopt_if_copy(tf):
+            tf.close()  # maybe a copy, too short to tell yet: look again next pass
             return
         self._files[tf.key] = tf
         if self._watcher is not None:
@@ -183,21 +273,101 @@ class Tailer:
             self._open_failed.add(path)
             log.warning("file_open_failed", extra={"path": path, "error": str(exc)})
 
+    def _adopt_if_copy(self, new: TrackedFile) -> bool:
+        """If ``new`` copies the content of a file we read, make it read as that file.
+
+        Then its lines get the original's ids from where the original had got
+        to: a copy the globs match (``app.log*`` and copytruncate) adds only
+        what the original lost to its truncation, never a second set of the
+        lines. False: undecided yet, do not open it now.
+        """
+        source, decided = find_copy_source(self._files.values(), new)
+        if not decided:
+            first_seen = self._undecided.setdefault(new.key, time.monotonic())
+            if time.monotonic() - first_seen < _IDLE_INTERVALS * self._poll_interval:
+                return False
+        self._undecided.pop(new.key, None)
+        if source is not None and source.file_id is not None:
+            new.assume(source.file_id, source.generation, source.committed)
+            log.info(
+                "file_copy_found",
+                extra={"path": new.path, "source": source.path, "file_id": source.file_id},
+            )
+        return True
+
+    async def _on_truncated(self, tf: TrackedFile, cut: Truncation) -> None:
+        """Read what the truncated content held past our position from its copy, if any."""
+        if any(
+            other.is_copy and (other.file_id, other.generation) == (cut.file_id, cut.generation)
+            for other in self._files.values()
+        ):
+            return  # already found, through the globs: it reads from where we were
+        copy = find_truncation_copy(tf.path, cut, set(self._files))
+        if copy is None:
+            lost = max(0, cut.size_before - cut.position)
+            self.copytruncate_gap_bytes += lost
+            if lost:
+                log.warning(
+                    "copytruncate_gap",
+                    extra={"path": tf.path, "file_id": cut.file_id, "bytes": lost},
+                )
+            if cut.partial is not None:
+                await tf.emit_line(cut.partial)
+            return
+        if copy.size <= cut.committed:
+            os.close(copy.fd)  # nothing in it we have not emitted
+            return
+        copy_tf = TrackedFile(copy.fd, tf.path, self._settings, matched=False)
+        copy_tf.assume(cut.file_id, cut.generation, cut.committed)
+        self._files[copy_tf.key] = copy_tf
+        log.info(
+            "file_recovered",
+            extra={"path": copy.path, "old_path": tf.path, "file_id": cut.file_id, "copy": True},
+        )
+        # Now, before the new content: the old lines keep their place in the stream.
+        await copy_tf.read(self._stopping, self._on_truncated)
+
+    async def _flush_stale_partial(self, tf: TrackedFile) -> None:
+        timeout = self._partial_line_timeout
+        if timeout is None or tf.file_id is None or not (tf.at_end and tf.has_partial):
+            return
+        if time.monotonic() - tf.last_change >= timeout:
+            log.debug("partial_line_flushed", extra={"path": tf.path, "file_id": tf.file_id})
+            await tf.flush_partial()
+
     async def _retire(self, seen: set[FileKey]) -> None:
-        """Close files no glob matches any more, once read to their end and final."""
+        """Close files no glob matches any more, once read, final and acknowledged."""
         now = time.monotonic()
         for key, tf in list(self._files.items()):
             tf.matched = key in seen
             if tf.matched or not tf.at_end:
                 continue
-            if tf.deleted and not tf.has_partial:
-                self._drop(tf, "deleted")
-            elif now - tf.last_change >= _IDLE_INTERVALS * self._poll_interval:
+            if tf.has_partial or not tf.deleted:
+                # A renamed file's writer may still append, or finish its last line.
+                if now - tf.last_change < _IDLE_INTERVALS * self._poll_interval:
+                    continue
                 try:
-                    await tf.drain(self._emit, self._checkpoints, self._read_chunk)
+                    await tf.drain()
                 except OSError as exc:
                     log.warning("file_read_failed", extra={"path": tf.path, "error": str(exc)})
-                self._drop(tf, "deleted" if tf.deleted else "rotated")
+                    self._drop(tf, "read_failed")
+                    continue
+            if tf.acknowledged:
+                self._close_retired(tf, "deleted" if tf.deleted else "rotated")
+            elif now - tf.last_change >= self._ack_hold:
+                log.warning(
+                    "file_unacknowledged",
+                    extra={"path": tf.path, "file_id": tf.file_id, "held": self._ack_hold},
+                )
+                self._close_retired(tf, "ack_hold_expired")
+
+    def _close_retired(self, tf: TrackedFile, reason: str) -> None:
+        if tf.deleted and tf.own_id:
+            # Its inode is free for reuse: a new file there with the same first
+            # line has the same id, and must neither resume here, reuse its ids,
+            # nor (for a copy's entry) be taken for a copy.
+            self._settings.checkpoints.end_generation(tf.own_id, tf.path, tf.generation)
+        self._drop(tf, reason)
 
     def _drop(self, tf: TrackedFile, reason: str) -> None:
         tf.close()

@@ -184,3 +184,43 @@ def test_failed_replace_raises_and_keeps_the_old_file(
     assert path.read_bytes() == before
     assert not any(p.name.endswith(".tmp") for p in tmp_path.iterdir())
     assert store.dirty
+
+
+def test_prune_removes_the_entries_keep_rejects(tmp_path: Path) -> None:
+    store = CheckpointStore(tmp_path / "cp.json")
+    store.advance("gone", "p", 0, 1)
+    store.advance("live", "q", 0, 2)
+    store.save()
+    assert store.prune(lambda file_id, cp: file_id == "live") == ["gone"]
+    assert store.dirty
+    store.save()
+    assert list(CheckpointStore(tmp_path / "cp.json").snapshot()) == ["live"]
+
+
+def test_prune_keeping_everything_changes_nothing(tmp_path: Path) -> None:
+    store = CheckpointStore(tmp_path / "cp.json")
+    store.advance("f", "p", 0, 1)
+    store.save()
+    assert store.prune(lambda file_id, cp: True) == []
+    assert not store.dirty
+
+
+def test_register_starts_an_entry_but_never_overwrites_one(tmp_path: Path) -> None:
+    store = CheckpointStore(tmp_path / "cp.json")
+    assert store.register("f", "p", 0, 0)
+    assert store.dirty
+    store.advance("f", "p", 0, 40)
+    assert not store.register("f", "p", 0, 0)
+    cp = store.get("f")
+    assert cp is not None and cp.offset == 40
+
+
+def test_copy_entries_survive_a_restart(tmp_path: Path) -> None:
+    store = CheckpointStore(tmp_path / "cp.json")
+    store.register("1:9:ab", "/logs/app.log.1", 2, 0, copy_of="1:2:ab")
+    store.advance("1:2:ab", "/logs/app.log", 2, 50)
+    store.save()
+    reloaded = CheckpointStore(tmp_path / "cp.json")
+    copy, original = reloaded.get("1:9:ab"), reloaded.get("1:2:ab")
+    assert copy is not None and (copy.copy_of, copy.generation) == ("1:2:ab", 2)
+    assert original is not None and original.copy_of is None

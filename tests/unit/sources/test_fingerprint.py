@@ -8,7 +8,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from logpipe.sources.fingerprint import FINGERPRINT_BYTES, fingerprint, first_line_digest
+import pytest
+
+from logpipe.sources.fingerprint import (
+    FINGERPRINT_BYTES,
+    fingerprint,
+    first_line_digest,
+    parse_file_id,
+)
 
 
 @contextmanager
@@ -85,3 +92,19 @@ def test_empty_file_has_no_fingerprint_yet(tmp_path: Path) -> None:
     assert fp_of(log) is None
     log.write_bytes(b"no newline")
     assert fp_of(log) is None
+
+
+def test_file_id_round_trips_through_its_parts(tmp_path: Path) -> None:
+    log = tmp_path / "app.log"
+    log.write_bytes(b"first\n")
+    file_id = fp_of(log)
+    assert file_id is not None
+    identity = parse_file_id(file_id)
+    st = os.stat(log)
+    assert identity is not None and identity.key == (st.st_dev, st.st_ino)
+    assert str(identity) == file_id
+
+
+@pytest.mark.parametrize("bad", ["", "x", "1:2", "1:2:", "a:2:ff", "1:b:ff"])
+def test_anything_else_is_not_a_file_id(bad: str) -> None:
+    assert parse_file_id(bad) is None

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import os
 import shutil
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -16,75 +16,7 @@ from logpipe.event import Line
 from logpipe.sources import watch
 from logpipe.sources.tail import Tailer
 from logpipe.sources.watch import watch_root
-
-MakeTailer = Callable[..., Tailer]
-
-TIMEOUT = 10.0  # generous: these are behaviour tests, not timing tests
-
-
-class Collector:
-    """An emit callable that records lines and lets a test wait for them."""
-
-    def __init__(self) -> None:
-        self.lines: list[Line] = []
-        self._changed = asyncio.Event()
-
-    async def __call__(self, line: Line) -> None:
-        self.lines.append(line)
-        self._changed.set()
-
-    @property
-    def raws(self) -> list[bytes]:
-        return [line.raw for line in self.lines]
-
-    async def wait_for(self, count: int) -> None:
-        async def until() -> None:
-            while len(self.lines) < count:
-                self._changed.clear()
-                await self._changed.wait()
-
-        await asyncio.wait_for(until(), TIMEOUT)
-
-
-def append(path: Path, data: bytes) -> None:
-    with path.open("ab") as f:
-        f.write(data)
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> CheckpointStore:
-    return CheckpointStore(tmp_path / "checkpoints.json")
-
-
-@pytest.fixture
-def logs(tmp_path: Path) -> Path:
-    directory = tmp_path / "logs"
-    directory.mkdir()
-    return directory
-
-
-@pytest.fixture
-def collector() -> Collector:
-    return Collector()
-
-
-@pytest.fixture
-def make_tailer(
-    logs: Path, store: CheckpointStore, collector: Collector
-) -> Iterator[Callable[..., Tailer]]:
-    tailers: list[Tailer] = []
-
-    def make(patterns: list[str] | None = None, **kwargs: object) -> Tailer:
-        kwargs.setdefault("poll_interval", 0.05)
-        emit = kwargs.pop("emit", collector)
-        pattern = [str(logs / "*.log")]
-        tailer = Tailer("app", patterns or pattern, store, emit, **kwargs)  # type: ignore[arg-type]
-        tailers.append(tailer)
-        return tailer
-
-    yield make
-    for tailer in tailers:
-        tailer.close()
+from tests.unit.sources.helpers import TIMEOUT, Collector, MakeTailer, ack, append
 
 
 async def test_reads_existing_file_from_start(
@@ -164,8 +96,8 @@ async def test_follows_rename_and_create_rotation_without_loss(
     assert by_raw[b"new-file"].offset == 0
 
 
-async def test_rotated_file_is_closed_once_read_and_idle(
-    logs: Path, make_tailer: MakeTailer, collector: Collector
+async def test_rotated_file_is_closed_once_read_idle_and_acknowledged(
+    logs: Path, make_tailer: MakeTailer, collector: Collector, store: CheckpointStore
 ) -> None:
     log = logs / "app.log"
     log.write_bytes(b"one\nlast line without newline")
@@ -177,6 +109,9 @@ async def test_rotated_file_is_closed_once_read_and_idle(
     await asyncio.sleep(0.15)  # > 2 poll intervals
     await tailer.read_available()
     assert collector.raws == [b"one", b"last line without newline"]
+    assert tailer.open_files == 1  # held: its lines are not acknowledged yet
+    ack(store, collector.lines)
+    await tailer.read_available()
     assert tailer.positions() == {}
 
 
@@ -264,7 +199,7 @@ async def test_symlinked_file_is_read_once(
 
 
 async def test_deleted_while_unread_file_is_read_to_end(
-    logs: Path, make_tailer: MakeTailer, collector: Collector
+    logs: Path, make_tailer: MakeTailer, collector: Collector, store: CheckpointStore
 ) -> None:
     log = logs / "app.log"
     log.write_bytes(b"one\n")
@@ -274,7 +209,9 @@ async def test_deleted_while_unread_file_is_read_to_end(
     log.unlink()
     await tailer.read_available()
     assert collector.raws == [b"one", b"two", b"three"]
-    assert tailer.positions() == {}  # fully read and gone: closed
+    ack(store, collector.lines)
+    await tailer.read_available()
+    assert tailer.positions() == {}  # fully read, acknowledged and gone: closed
 
 
 async def test_overlong_line_is_shipped_truncated(

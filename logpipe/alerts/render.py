@@ -24,7 +24,10 @@ MIME part, no markup in the HTML part. The defences, in order:
 * Both body parts are quoted-printable, so the message is 7-bit clean, every
   line stays under the SMTP limit whatever the log line's length, and the
   generator picks a MIME boundary that does not occur in the text.
-* Every value in the HTML part is ``html.escape``-d.
+* Every value in the HTML part is ``html.escape``-d, links included (which
+  are built by :mod:`logpipe.alerts.kibana`, percent-encoded, http(s) only).
+* Our own ``X-Logpipe-*`` headers and the Message-ID carry only values we
+  made (counts, kinds, hex ids), and are checked to be short printable ASCII.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ import email.policy
 import html
 import json
 import re
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, getaddresses, make_msgid, parseaddr
@@ -61,7 +65,12 @@ PLACEHOLDERS: dict[str, str] = {
     "logger": "log.logger",
     "environment": "service.environment",
 }
-_PLACEHOLDER = re.compile(r"\{(" + "|".join(PLACEHOLDERS) + r")\}")
+EXTRA_PLACEHOLDERS = ("count",)
+"""Placeholders the caller fills (``{count}``: events a digest reports)."""
+_PLACEHOLDER = re.compile(r"\{(" + "|".join([*PLACEHOLDERS, *EXTRA_PLACEHOLDERS]) + r")\}")
+_OWN_HEADER = re.compile(r"X-Logpipe-[A-Za-z-]{1,40}")
+_OWN_VALUE = re.compile(r"[\x21-\x7e](?:[\x20-\x7e]{0,198}[\x21-\x7e])?")
+_MSGID_LOCAL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 # Rows of the details table: label and ECS field, in the order ops read them.
 DETAILS: tuple[tuple[str, str], ...] = (
@@ -79,12 +88,21 @@ DETAILS: tuple[tuple[str, str], ...] = (
     ("File", "log.file.path"),
     ("Error type", "error.type"),
     ("Error message", "error.message"),
+    ("Status", "http.response.status_code"),
+    ("Method", "http.request.method"),
+    ("Path", "url.path"),
 )
 
 _ORIGIN = ("log.origin.function", "log.origin.file.name", "log.origin.file.line")
 ALERT_FIELDS: tuple[str, ...] = tuple(
     dict.fromkeys(
-        [*PLACEHOLDERS.values(), *(path for _, path in DETAILS), *_ORIGIN, "error.stack_trace"]
+        [
+            *PLACEHOLDERS.values(),
+            *(path for _, path in DETAILS),
+            *_ORIGIN,
+            "error.stack_trace",
+            "event.dataset",  # grouping (fingerprint) and alert rules read it too
+        ]
     )
 )
 """Every ECS field an alert reads; :func:`alert_fields` keeps just these."""
@@ -110,22 +128,37 @@ _BREAKING_EXCEPT_NL_TAB = re.compile(
 _DOMAIN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?")
 
 
-def safe_subject(template: str, fields: dict[str, Any]) -> str:
+def safe_subject(
+    template: str, fields: dict[str, Any], values: Mapping[str, str] | None = None
+) -> str:
     """Fill ``template`` from the event and return a one-line, bounded Subject.
 
     ``{message}``, ``{level}``, ``{logger}`` and ``{environment}`` are replaced
-    by the event's values (empty when missing); any other brace text is left as
-    written. The result has no control, separator or bidi characters, no
-    encoded-word opener, single spaces, and at most :data:`SUBJECT_MAX`
-    characters (ending in "…" when cut).
+    by the event's values (empty when missing), ``{count}`` from ``values``;
+    any other brace text is left as written. The result has no control,
+    separator or bidi characters, no encoded-word opener, single spaces, and at
+    most :data:`SUBJECT_MAX` characters (ending in "…" when cut). When it is
+    too long the message is cut first, so that a suffix such as
+    "(+4,213 more)" stays visible.
     """
-
-    def fill(match: re.Match[str]) -> str:
+    given = values or {}
+    filled = {
         # Cut before cleaning: a multi-megabyte message must not cost
         # megabytes of regex work for a 200-character Subject.
-        return _as_text(get_path(fields, PLACEHOLDERS[match.group(1)]))[: SUBJECT_MAX * 8]
+        name: one_line(_as_text(get_path(fields, path))[: SUBJECT_MAX * 8], limit=None)
+        for name, path in PLACEHOLDERS.items()
+    }
+    filled.update((name, one_line(given.get(name, ""), limit=None)) for name in EXTRA_PLACEHOLDERS)
+
+    def fill(match: re.Match[str]) -> str:
+        return filled[match.group(1)]
 
     subject = one_line(_PLACEHOLDER.sub(fill, template), limit=None)
+    excess = len(subject) - SUBJECT_MAX
+    if excess > 0 and filled["message"] and "{message}" in template:
+        keep = max(len(filled["message"]) - excess - len(ELLIPSIS), SUBJECT_MAX // 4)
+        filled["message"] = _bound(filled["message"], keep + len(ELLIPSIS))
+        subject = one_line(_PLACEHOLDER.sub(fill, template), limit=None)
     subject = subject.replace("=?", "= ?")
     return _bound(subject, SUBJECT_MAX) or "logpipe alert"
 
@@ -154,20 +187,25 @@ def render_email(
     to: list[str],
     subject_template: str,
     date: datetime | None = None,
+    cc: Sequence[str] = (),
+    message_id: str | None = None,
+    subject_values: Mapping[str, str] | None = None,
+    summary: Sequence[str] = (),
+    links: Sequence[tuple[str, str]] = (),
+    headers: Mapping[str, str] | None = None,
 ) -> EmailMessage:
     """Render one event as a multipart/alternative e-mail (plain text + HTML).
 
-    ``sender`` and ``to`` are trusted configuration and are validated (one line,
-    one address each); ``date`` defaults to now, pass it for reproducible output.
-    The plain-text part lists the event's details and its full traceback; the
-    HTML part shows the same, escaped.
+    ``sender``, ``to`` and ``cc`` are trusted configuration and are validated
+    (one line, one address each); ``date`` defaults to now, pass it for
+    reproducible output. ``message_id`` is the left-hand part of a
+    deterministic Message-ID (``<message_id@sender-domain>``; random when
+    None). ``summary`` lines (a digest's counts) open the body; ``links`` are
+    (label, http(s) URL) pairs shown after the details; ``headers`` are extra
+    ``X-Logpipe-*`` headers. The plain-text part lists the event's details and
+    its full traceback; the HTML part shows the same, escaped.
     """
-    _check_address(sender, "sender")
-    if not to:
-        raise ValueError("an alert needs at least one recipient")
-    for recipient in to:
-        _check_address(recipient, "recipient")
-
+    _check_envelope(sender, to, cc, links)
     details = _details(fields)
     message = _as_text(get_path(fields, "message"))
     # The table row shows a short one-line message in full; repeat it below only
@@ -176,15 +214,21 @@ def render_email(
     full_message = "" if shown_whole else multi_line(message, MESSAGE_MAX)
     trace = multi_line(_as_text(get_path(fields, "error.stack_trace")), TRACE_MAX)
 
+    lines = [one_line(line) for line in summary]
     msg = EmailMessage(policy=email.policy.SMTP)
-    msg["Subject"] = safe_subject(subject_template, fields)
+    msg["Subject"] = safe_subject(subject_template, fields, subject_values)
     msg["From"] = sender
     msg["To"] = ", ".join(to)
+    if cc:
+        msg["Cc"] = ", ".join(cc)
     msg["Date"] = format_datetime(date or datetime.now(UTC))
-    msg["Message-ID"] = make_msgid(idstring="logpipe", domain=_msgid_domain(sender))
-    msg.set_content(_plain_body(details, full_message, trace), cte="quoted-printable")
+    msg["Message-ID"] = _message_id(message_id, sender)
+    _add_own_headers(msg, headers or {})
+    msg.set_content(_plain_body(details, full_message, trace, lines, links), cte="quoted-printable")
     msg.add_alternative(
-        _html_body(details, full_message, trace), subtype="html", cte="quoted-printable"
+        _html_body(details, full_message, trace, lines, links),
+        subtype="html",
+        cte="quoted-printable",
     )
     return msg
 
@@ -259,9 +303,18 @@ def _origin(fields: dict[str, Any]) -> str:
     return function or where
 
 
-def _plain_body(details: list[tuple[str, str]], full_message: str, trace: str) -> str:
+def _plain_body(
+    details: list[tuple[str, str]],
+    full_message: str,
+    trace: str,
+    summary: Sequence[str] = (),
+    links: Sequence[tuple[str, str]] = (),
+) -> str:
     width = max((len(label) for label, _ in details), default=0) + 2
-    lines = [f"{label + ':':<{width}}{value}" for label, value in details]
+    lines = [*summary, ""] if summary else []
+    lines += [f"{label + ':':<{width}}{value}" for label, value in details]
+    if links:
+        lines += ["", *(f"{one_line(label)}: {url}" for label, url in links)]
     if full_message:
         lines += ["", "Full message:", full_message]
     if trace:
@@ -270,13 +323,22 @@ def _plain_body(details: list[tuple[str, str]], full_message: str, trace: str) -
     return "\n".join(lines)
 
 
-def _html_body(details: list[tuple[str, str]], full_message: str, trace: str) -> str:
+def _html_body(
+    details: list[tuple[str, str]],
+    full_message: str,
+    trace: str,
+    summary: Sequence[str] = (),
+    links: Sequence[tuple[str, str]] = (),
+) -> str:
     esc = html.escape
     rows = "\n".join(
         f'<tr><th align="left" valign="top">{esc(label)}</th><td>{esc(value)}</td></tr>'
         for label, value in details
     )
-    parts = ["<!DOCTYPE html>", "<html><body>", f'<table cellpadding="4">\n{rows}\n</table>']
+    parts = ["<!DOCTYPE html>", "<html><body>"]
+    parts += [f"<p>{esc(line)}</p>" for line in summary]
+    parts.append(f'<table cellpadding="4">\n{rows}\n</table>')
+    parts += [f'<p><a href="{esc(url)}">{esc(one_line(label))}</a></p>' for label, url in links]
     if full_message:
         parts.append(f"<h3>Full message</h3>\n<pre>{esc(full_message)}</pre>")
     if trace:
@@ -285,13 +347,46 @@ def _html_body(details: list[tuple[str, str]], full_message: str, trace: str) ->
     return "\n".join(parts)
 
 
-def _check_address(address: str, role: str) -> None:
+def check_address(address: str, role: str) -> None:
     """Reject a configured address that could smuggle a header or a second address."""
     if not isinstance(address, str) or one_line(address, limit=None) != address.strip():
         raise ValueError(f"invalid {role} address: must be one line of printable text")
     parsed = getaddresses([address])
     if len(parsed) != 1 or "@" not in parsed[0][1]:
         raise ValueError(f"invalid {role} address, expected exactly one: {address!r}")
+
+
+def _check_envelope(
+    sender: str, to: Sequence[str], cc: Sequence[str], links: Sequence[tuple[str, str]]
+) -> None:
+    check_address(sender, "sender")
+    if not to:
+        raise ValueError("an alert needs at least one recipient")
+    for recipient in [*to, *cc]:
+        check_address(recipient, "recipient")
+    for _, url in links:
+        _check_link(url)
+
+
+def _add_own_headers(msg: EmailMessage, headers: Mapping[str, str]) -> None:
+    for name, value in headers.items():
+        if not _OWN_HEADER.fullmatch(name) or not _OWN_VALUE.fullmatch(value):
+            raise ValueError(f"invalid extra header {name!r}")
+        msg[name] = value
+
+
+def _check_link(url: str) -> None:
+    if not url.startswith(("http://", "https://")) or not re.fullmatch(r"[\x21-\x7e]+", url):
+        raise ValueError("a link must be an http(s) URL of printable ASCII, without spaces")
+
+
+def _message_id(local: str | None, sender: str) -> str:
+    domain = _msgid_domain(sender)
+    if local is None:
+        return make_msgid(idstring="logpipe", domain=domain)
+    if not _MSGID_LOCAL.fullmatch(local):
+        raise ValueError(f"invalid Message-ID key {local!r}")
+    return f"<{local}@{domain}>"
 
 
 def _msgid_domain(sender: str) -> str:

@@ -1,7 +1,13 @@
 """Send rendered alerts over SMTP, off the indexing path.
 
-The alert path is ``rule -> (throttle, later) -> queue -> sender``. This module
-is the last two: :meth:`EmailAlerter.offer` snapshots an event's alert fields
+:func:`send_message` (one message, one session, bounded by timeouts) and
+:func:`is_transient` are what :class:`logpipe.alerts.service.AlertService`
+delivers its spool with. :class:`EmailAlerter` is the earlier, ungrouped path
+(one e-mail per event, in-memory queue, drops when full), kept working until
+the pipeline switches to the service.
+
+For :class:`EmailAlerter` the alert path is ``rule -> queue -> sender``. This
+module is the last two: :meth:`EmailAlerter.offer` snapshots an event's alert fields
 onto a bounded queue without ever waiting, and :meth:`EmailAlerter.run` is the
 one task that takes them off the queue, renders and delivers them. Rendering
 happens in the sender, not in ``offer``: the ``email`` package needs about a
@@ -133,8 +139,8 @@ class EmailAlerter:
         self._to = list(to)
         # The envelope is fixed from configuration, so no header can add a
         # recipient even if one were ever smuggled into the message.
-        self._envelope_from = _bare_address(sender)
-        self._envelope_to = [_bare_address(address) for address in to]
+        self._envelope_from = bare_address(sender)
+        self._envelope_to = [bare_address(address) for address in to]
         self._subject_template = subject_template
         self._max_attempts = max_attempts
         self._backoff_base = backoff_base
@@ -240,7 +246,7 @@ class EmailAlerter:
             try:
                 await self._send(message)
             except (aiosmtplib.SMTPException, OSError) as error:
-                context["error"] = _describe(error)
+                context["error"] = describe(error)
                 if not is_transient(error) or attempt == self._max_attempts:
                     self.stats.failed += 1
                     log.error("alert_failed", extra={**context, **self._counts()})
@@ -255,28 +261,9 @@ class EmailAlerter:
                 return
 
     async def _send(self, message: EmailMessage) -> None:
-        settings = self._settings
-        errors, _ = await aiosmtplib.send(
-            message,
-            sender=self._envelope_from,
-            recipients=self._envelope_to,
-            hostname=settings.host,
-            port=settings.port,
-            username=settings.username,
-            password=settings.password,
-            start_tls=settings.starttls,
-            use_tls=settings.use_tls,
-            timeout=settings.timeout,
-            validate_certs=settings.validate_certs,
-            cert_bundle=settings.cafile,
+        await send_message(
+            self._settings, message, sender=self._envelope_from, recipients=self._envelope_to
         )
-        # Some recipients accepted, some refused: retrying would duplicate the
-        # e-mail for the ones that got it, so report the others and move on.
-        for recipient, response in errors.items():
-            log.warning(
-                "alert_recipient_refused",
-                extra={"recipient": recipient, "code": response.code, "reply": response.message},
-            )
 
     def _counts(self) -> dict[str, int]:
         return {"sent": self.stats.sent, "failed": self.stats.failed, "dropped": self.stats.dropped}
@@ -286,6 +273,54 @@ class EmailAlerter:
         # retries spread out but never collapse to zero against a down server.
         ceiling = min(self._backoff_max, self._backoff_base * 2.0 ** (attempt - 1))
         return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+
+async def send_message(
+    settings: SmtpSettings, message: EmailMessage, *, sender: str, recipients: list[str]
+) -> None:
+    """Deliver one message in one SMTP session; raise on failure (see :func:`is_transient`).
+
+    The envelope (``sender``, ``recipients``) is passed explicitly, never read
+    from the headers. ``settings.timeout`` bounds every step: connect, TLS,
+    login, each command and reply, so a server that stalls costs at most that
+    long per step.
+
+    Not ``aiosmtplib.send``: its ``async with`` sends QUIT on the way out even
+    when the task is being cancelled, and waits the full timeout for a stalled
+    server to answer it, so shutting down would hang. Here any failure or
+    cancellation drops the connection at once, and QUIT is only sent, bounded
+    by the same timeout, after the message has been accepted.
+    """
+    client = aiosmtplib.SMTP(
+        hostname=settings.host,
+        port=settings.port,
+        username=settings.username,
+        password=settings.password,
+        start_tls=settings.starttls,
+        use_tls=settings.use_tls,
+        timeout=settings.timeout,
+        validate_certs=settings.validate_certs,
+        cert_bundle=settings.cafile,
+    )
+    try:
+        await client.connect()  # also STARTTLS and login, as configured
+        errors, _ = await client.send_message(message, sender=sender, recipients=recipients)
+    except BaseException:
+        client.close()
+        raise
+    try:
+        await client.quit()
+    except (aiosmtplib.SMTPException, OSError):
+        pass  # accepted is accepted; a server that fumbles QUIT changes nothing
+    finally:
+        client.close()
+    # Some recipients accepted, some refused: retrying would duplicate the
+    # e-mail for the ones that got it, so report the others and move on.
+    for recipient, response in errors.items():
+        log.warning(
+            "alert_recipient_refused",
+            extra={"recipient": recipient, "code": response.code, "reply": response.message},
+        )
 
 
 def is_transient(error: BaseException) -> bool:
@@ -299,13 +334,13 @@ def is_transient(error: BaseException) -> bool:
     return isinstance(error, OSError)
 
 
-def _describe(error: BaseException) -> str:
+def describe(error: BaseException) -> str:
     # Class name plus text: "OSError" alone hides the errno, str() alone hides
     # the kind. Neither ever contains the password (aiosmtplib does not echo it).
     return f"{type(error).__name__}: {error}"
 
 
-def _bare_address(address: str) -> str:
+def bare_address(address: str) -> str:
     """The addr-spec of a configured address (``"Ops <ops@x>"`` -> ``"ops@x"``)."""
     parsed = getaddresses([address])
     if len(parsed) != 1 or "@" not in parsed[0][1]:

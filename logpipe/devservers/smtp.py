@@ -12,10 +12,18 @@ catcher is actually started.
 The server runs in its own thread with its own event loop, so it keeps
 answering while the caller's loop is busy (or blocked in a test). Its state is
 shared across the two threads under a lock.
+
+Failure modes for tests: ``stop()`` refuses connections; ``respond_with("451
+...")`` or ``"550 ..."`` answers a message with an error; ``respond_with(STALL)``
+takes a message's DATA and never answers it; ``stall()`` keeps the port open
+but never says a word, not even the greeting (a hung server or a black-holing
+firewall), until ``start()`` or ``stop()``.
 """
 
 from __future__ import annotations
 
+import asyncio
+import socket
 import threading
 from collections import deque
 from dataclasses import dataclass
@@ -28,6 +36,8 @@ from typing import Any
 from logpipe.devservers import free_port
 
 ACCEPT = "250 OK"
+STALL = "stall"
+"""A reply for :meth:`RecordingSMTP.respond_with`: take the DATA, never answer."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +77,7 @@ class RecordingSMTP:
         self._messages: list[ReceivedMessage] = []
         self._attempts = 0
         self._controller: Any = None
+        self._staller: _Staller | None = None
 
     @property
     def messages(self) -> list[ReceivedMessage]:
@@ -82,8 +93,28 @@ class RecordingSMTP:
 
     @property
     def running(self) -> bool:
-        """Whether the server is listening."""
+        """Whether the server is listening and answering."""
         return self._controller is not None
+
+    @property
+    def stalled(self) -> bool:
+        """Whether the port is held open by :meth:`stall`."""
+        return self._staller is not None
+
+    @property
+    def held_connections(self) -> int:
+        """Connections accepted (and never answered) since :meth:`stall`."""
+        return self._staller.accepted if self._staller is not None else 0
+
+    def stall(self) -> None:
+        """Accept connections and never answer them, until :meth:`start` or :meth:`stop`.
+
+        Stops the SMTP server if it runs; the held connections are closed when
+        the stall ends.
+        """
+        self._stop_smtp()
+        if self._staller is None:
+            self._staller = _Staller(self.host, self.port)
 
     def respond_with(self, *replies: str, then: str = ACCEPT) -> None:
         """Answer the next messages with ``replies`` in order, then with ``then``.
@@ -102,9 +133,10 @@ class RecordingSMTP:
             self._attempts = 0
 
     def start(self) -> None:
-        """Start listening; returns once the server answers."""
+        """Start listening (ending a stall); returns once the server answers."""
         if self._controller is not None:
             raise RuntimeError("RecordingSMTP is already running")
+        self._stop_staller()
         # Lazy import: aiosmtpd is a dev dependency (see the module docstring).
         from aiosmtpd.controller import Controller
 
@@ -121,10 +153,19 @@ class RecordingSMTP:
         self._controller = controller
 
     def stop(self) -> None:
-        """Stop listening and join the server thread; safe to call twice."""
+        """Stop listening (and any stall) and join the server thread; safe to call twice."""
+        self._stop_staller()
+        self._stop_smtp()
+
+    def _stop_smtp(self) -> None:
         controller, self._controller = self._controller, None
         if controller is not None:
             controller.stop()
+
+    def _stop_staller(self) -> None:
+        staller, self._staller = self._staller, None
+        if staller is not None:
+            staller.close()
 
     def __enter__(self) -> RecordingSMTP:
         self.start()
@@ -158,4 +199,42 @@ class _Handler:
         # aiosmtpd's hook name; original_content is the bytes as received, before
         # any decoding.
         data = envelope.original_content or b""
-        return self._server._receive(envelope.mail_from or "", list(envelope.rcpt_tos), data)
+        reply = self._server._receive(envelope.mail_from or "", list(envelope.rcpt_tos), data)
+        if reply == STALL:
+            # Never answer; stop() cancels this along with the server's tasks.
+            await asyncio.Event().wait()
+        return reply
+
+
+class _Staller:
+    """A listening socket that accepts connections and never sends a byte."""
+
+    def __init__(self, host: str, port: int) -> None:
+        # create_server sets SO_REUSEADDR: the port was just used by the SMTP server.
+        self._socket = socket.create_server((host, port))
+        self._socket.settimeout(0.05)
+        self._held: list[socket.socket] = []
+        self._closing = threading.Event()
+        self._thread = threading.Thread(target=self._accept, name="smtp-staller", daemon=True)
+        self._thread.start()
+
+    @property
+    def accepted(self) -> int:
+        return len(self._held)
+
+    def _accept(self) -> None:
+        while not self._closing.is_set():
+            try:
+                connection, _ = self._socket.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self._held.append(connection)
+
+    def close(self) -> None:
+        self._closing.set()
+        self._thread.join()
+        self._socket.close()
+        for connection in self._held:
+            connection.close()

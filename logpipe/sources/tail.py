@@ -71,6 +71,7 @@ import contextlib
 import logging
 import os
 import time
+from collections.abc import Callable
 
 from logpipe.sources.copies import find_copy_source, find_truncation_copy
 from logpipe.sources.fingerprint import FileKey
@@ -82,6 +83,8 @@ from logpipe.sources.watch import DirectoryWatcher, watch_root
 __all__ = ["Emit", "Tailer"]
 
 log = logging.getLogger("logpipe.tail")
+
+FileErrorHook = Callable[[str, str], None]  # (path, what went wrong)
 
 # After a wake-up, wait this long before reading so that a writer's burst of
 # small writes (one inotify event each) is read in one pass, not one per write.
@@ -112,9 +115,12 @@ class Tailer:
         use_watchdog: bool = True,
         partial_line_timeout: float | None = None,
         ack_hold: float = 3600.0,
+        on_file_error: FileErrorHook | None = None,
     ) -> None:
         self._settings = ReadSettings(input_name, max_line_bytes, read_chunk, emit, checkpoints)
         self._patterns = list(patterns)
+        # Told once per path that cannot be opened, and on each failed read.
+        self._on_file_error = on_file_error
         self._poll_interval = poll_interval
         self._use_watchdog = use_watchdog
         self._partial_line_timeout = partial_line_timeout
@@ -161,10 +167,7 @@ class Tailer:
                 await tf.read(self._stopping, self._on_truncated)
                 await self._flush_stale_partial(tf)
             except OSError as exc:
-                # EIO, stale NFS handle...: reopen on a later pass and resume
-                # from the checkpoint (re-sent lines keep their ids).
-                log.warning("file_read_failed", extra={"path": tf.path, "error": str(exc)})
-                self._drop(tf, "read_failed")
+                self._read_failed(tf, exc)
         await self._retire(seen)
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -272,6 +275,16 @@ class Tailer:
         if path not in self._open_failed:
             self._open_failed.add(path)
             log.warning("file_open_failed", extra={"path": path, "error": str(exc)})
+            if self._on_file_error is not None:
+                self._on_file_error(path, f"cannot open: {exc.strerror or exc}")
+
+    def _read_failed(self, tf: TrackedFile, exc: OSError) -> None:
+        # EIO, stale NFS handle...: reopen on a later pass and resume from the
+        # checkpoint (re-sent lines keep their ids).
+        log.warning("file_read_failed", extra={"path": tf.path, "error": str(exc)})
+        if self._on_file_error is not None:
+            self._on_file_error(tf.path, f"read failed: {exc.strerror or exc}")
+        self._drop(tf, "read_failed")
 
     def _adopt_if_copy(self, new: TrackedFile) -> bool:
         """If ``new`` copies the content of a file we read, make it read as that file.
@@ -349,8 +362,7 @@ class Tailer:
                 try:
                     await tf.drain()
                 except OSError as exc:
-                    log.warning("file_read_failed", extra={"path": tf.path, "error": str(exc)})
-                    self._drop(tf, "read_failed")
+                    self._read_failed(tf, exc)
                     continue
             if tf.acknowledged:
                 self._close_retired(tf, "deleted" if tf.deleted else "rotated")

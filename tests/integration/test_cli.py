@@ -162,8 +162,11 @@ def test_demo_runs_the_main_job_and_shows_what_landed() -> None:
     out = result.stdout
     assert "erp-logs-2026.11.26" in out and "erp-logs-2026.11.27" in out
     assert "0 dead-lettered" in out
-    assert "E-mails received by the SMTP catcher: 9" in out
-    assert "Subject: Critical Error: Database error recording daily input" in out
+    # 9 ERROR/CRITICAL lines: 5 of them the same fault, so one first e-mail and one
+    # digest for the other 4, plus the 4 distinct ones.
+    assert "E-mails received by the SMTP catcher: 6" in out
+    assert "Subject: Critical Error: Database error recording daily input\n" in out
+    assert "Subject: Critical Error: Database error recording daily input (+4 more)" in out
 
 
 def test_credentials_never_appear_in_output_even_at_debug(

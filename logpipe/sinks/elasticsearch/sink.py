@@ -99,6 +99,14 @@ class ElasticsearchSink:
         self._rng = random.Random()
         self.stats = SinkStats()
         self.give_up_at: float | None = None  # loop time; set by --once
+        self._failing_since: float | None = None  # loop time of the first failure in a row
+        self.last_error: str | None = None
+
+    def unreachable_for(self) -> float | None:
+        """Seconds since requests started failing as a whole, or None while they succeed."""
+        if self._failing_since is None:
+            return None
+        return asyncio.get_running_loop().time() - self._failing_since
 
     async def start(self) -> None:
         """Check the server and install the index template when missing or older."""
@@ -252,21 +260,30 @@ class ElasticsearchSink:
         log.warning("bulk_retry_scheduled", extra={"reason": why, "delay": round(delay, 2)})
         await asyncio.sleep(delay)
 
+    def _failed(self, error: str) -> None:
+        self.last_error = error
+        if self._failing_since is None:
+            self._failing_since = asyncio.get_running_loop().time()
+
     async def _call(self, fn: Callable[[], Any]) -> Any:
         """Run one request, mapping transport failures onto logpipe's error tree."""
         try:
             result = await fn()
         except (TransportConnectionError, ConnectionTimeout) as exc:
+            self._failed(type(exc).__name__)
             raise RetryableSinkError(type(exc).__name__) from None
         except ApiError as exc:
             status = exc.meta.status
             if status in (401, 403):
                 raise FatalSinkError(f"Elasticsearch refused the credentials ({status})") from None
             if status == 429 or status >= 500:
+                self._failed(f"HTTP {status}")
                 raise RetryableSinkError(f"HTTP {status}") from None
             raise FatalSinkError(f"Elasticsearch answered {status}: {exc.message}") from None
         except TransportError as exc:
+            self._failed(type(exc).__name__)
             raise RetryableSinkError(type(exc).__name__) from None
+        self._failing_since = None
         if hasattr(result, "body"):
             return result.body
         return result

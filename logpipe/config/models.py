@@ -1,0 +1,116 @@
+"""The pipeline file's typed models: every key, its default and its checks.
+
+Unknown keys are errors (``extra="forbid"``); every default is defined once, here.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from logpipe.config.alerts import AlertsConfig
+from logpipe.config.base import Model, OptSecret, OptStr
+
+
+class InputConfig(Model):
+    """One tailed input: files matching ``paths`` parsed by ``parser``."""
+
+    paths: list[str] = Field(min_length=1)
+    parser: Literal["app_json", "nginx", "nginx_json", "plain"]
+    dataset: str = Field(min_length=1, pattern=r"^[a-z0-9_.]+$")
+    max_line_bytes: int = Field(default=1 << 20, ge=1024)
+    # Fields the app adds beyond the JSONFormatter's own go under this key.
+    extra_namespace: str = Field(default="app", pattern=r"^[a-z_][a-z0-9_]*$")
+    # inotify wakes the reader at once; polling is the safety net (and the only
+    # way on filesystems without inotify).
+    poll_interval_seconds: float = Field(default=1.0, gt=0, le=60)
+    # Ship a last line that never gets its newline after this long (off: wait).
+    partial_line_timeout_seconds: float | None = Field(default=None, gt=0)
+    # A rotated-away or deleted file stays open until its lines are acknowledged,
+    # at most this long.
+    rotated_hold_seconds: float = Field(default=3600.0, gt=0)
+
+
+class EnrichConfig(Model):
+    """Static fields (dotted ECS names) and metadata added to every event."""
+
+    fields: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    kubernetes: bool = True
+    host: bool = True
+
+
+class BatchConfig(Model):
+    """A bulk request is sent when any bound is reached."""
+
+    max_events: int = Field(default=2000, ge=1)
+    max_bytes: int = Field(default=5 << 20, ge=1024)
+    max_age_seconds: float = Field(default=0.5, gt=0, le=60)
+
+
+class ElasticsearchConfig(Model):
+    """Where and how to index."""
+
+    hosts: list[str] = Field(min_length=1)
+    api_key: OptSecret = None
+    username: OptStr = None
+    password: OptSecret = None
+    ca_cert: OptStr = None
+    verify_certs: bool = True
+    index_prefix: str = Field(default="erp-logs", pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    index_timezone: str = "UTC"
+    install_template: bool = True
+    request_timeout_seconds: float = Field(default=30.0, gt=0)
+    retry_backoff_max_seconds: float = Field(default=5.0, gt=0)
+    batch: BatchConfig = Field(default_factory=BatchConfig)
+
+    @model_validator(mode="after")
+    def _one_credential(self) -> ElasticsearchConfig:
+        if self.api_key is not None and self.username is not None:
+            raise ValueError("set either api_key or username/password, not both")
+        if self.password is not None and self.username is None:
+            raise ValueError("password is set but username is not")
+        return self
+
+    @field_validator("hosts")
+    @classmethod
+    def _hosts_are_urls(cls, hosts: list[str]) -> list[str]:
+        for host in hosts:
+            if not re.match(r"^https?://[^/\s]+", host):
+                raise ValueError("each host must be an http:// or https:// URL")
+        return hosts
+
+    @field_validator("index_timezone")
+    @classmethod
+    def _known_timezone(cls, name: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {name!r}") from None
+        return name
+
+
+class OutputConfig(Model):
+    elasticsearch: ElasticsearchConfig
+
+
+class QueueConfig(Model):
+    """The memory budget between readers and the sink; readers wait when it is full."""
+
+    max_events: int = Field(default=10000, ge=1)
+    max_bytes: int = Field(default=16 << 20, ge=1 << 16)
+
+
+class PipelineConfig(Model):
+    """A whole pipeline file."""
+
+    data_dir: Path
+    inputs: dict[str, InputConfig] = Field(min_length=1)
+    enrich: EnrichConfig = Field(default_factory=EnrichConfig)
+    output: OutputConfig
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
+    queue: QueueConfig = Field(default_factory=QueueConfig)

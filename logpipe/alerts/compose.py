@@ -98,10 +98,12 @@ def compose(outgoing: Outgoing, entry_id: str, settings: MailSettings) -> EmailM
 def digest_summary(outgoing: Outgoing) -> list[str]:
     """The lines that open a digest: how many, over which period, sample ids."""
     more = "more times" if outgoing.continued else "times"
+    # The span comes from the events' own times: a backfill flushes a digest at once,
+    # so the time since the group's window opened would say nothing.
     lines = [
-        f"{outgoing.title} — {outgoing.count:,} {more} in the last "
-        f"{duration(outgoing.at - outgoing.since)}, first at {_when(outgoing.first_at)}, "
-        f"last at {_when(outgoing.last_at)}."
+        f"{outgoing.title} — {outgoing.count:,} {more} within "
+        f"{duration(outgoing.last_at - outgoing.first_at)}, first at "
+        f"{_when(outgoing.first_at)}, last at {_when(outgoing.last_at)}."
     ]
     if outgoing.request_ids:
         lines.append("Sample request ids: " + ", ".join(outgoing.request_ids))

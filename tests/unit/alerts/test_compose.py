@@ -106,7 +106,7 @@ def test_digest_subject_and_summary_tell_how_many_when_and_which_requests() -> N
     assert parsed["X-Logpipe-Count"] == "4213"
     plain = text(parsed)
     assert plain.startswith(
-        "Database error recording daily input — 4,213 more times in the last 10 minutes, "
+        "Database error recording daily input — 4,213 more times within 10 minutes, "
         "first at 2026-11-27 06:40:05 UTC, last at 2026-11-27 06:49:50 UTC.\n"
         "Sample request ids: req-2, req-3\n"
         "Sample user ids: 42\n"
@@ -118,7 +118,7 @@ def test_digest_subject_and_summary_tell_how_many_when_and_which_requests() -> N
 def test_digest_without_an_earlier_email_says_times_not_more_times() -> None:
     plain = text(wire(compose(replace(DIGEST, continued=False), "1-a-1", SETTINGS))[1])
 
-    assert "— 4,213 times in the last" in plain
+    assert "— 4,213 times within" in plain
 
 
 def test_long_title_is_cut_but_the_count_stays_in_the_subject() -> None:

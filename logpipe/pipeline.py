@@ -248,8 +248,11 @@ class Pipeline:
             shipper = asyncio.create_task(self._ship())
             readers = [asyncio.create_task(t.run(stop)) for t in self.tailers]
             await first_failure([*readers, shipper], stop_readers(readers, stop))
-            # Stopping: give in-flight batches a bounded time to settle. What does not
-            # settle is simply not checkpointed and is re-read on the next start.
+            # Stopping: give in-flight batches a bounded time to settle — none while
+            # Elasticsearch is failing, it would only burn the grace period. What does
+            # not settle is not checkpointed and is re-read on the next start.
+            if self.sink.unreachable_for() is not None:
+                drain_timeout = min(drain_timeout, 1.0)
             with contextlib.suppress(TimeoutError):
                 await first_failure(
                     [shipper], asyncio.wait_for(self._settled.wait(), drain_timeout)

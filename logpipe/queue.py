@@ -26,6 +26,7 @@ class EventQueue:
         self.held = 0  # events queued or in flight
         self.bytes = 0  # their bytes
         self._queued_bytes = 0  # bytes of the events not yet batched
+        self._waiting_puts = 0  # readers blocked on the budget
         self._changed = asyncio.Condition()
 
     def __len__(self) -> int:
@@ -44,7 +45,12 @@ class EventQueue:
         size = event.size
         async with self._changed:
             while self._full(size):
-                await self._changed.wait()
+                self._waiting_puts += 1
+                self._changed.notify_all()  # a batch being assembled should stop waiting
+                try:
+                    await self._changed.wait()
+                finally:
+                    self._waiting_puts -= 1
             self._items.append(event)
             self.held += 1
             self.bytes += size
@@ -63,7 +69,7 @@ class EventQueue:
             deadline = loop.time() + max_age
             while len(self._items) < max_events and self._queued_bytes < max_bytes:
                 remaining = deadline - loop.time()
-                if remaining <= 0 or self._full(0):
+                if remaining <= 0 or self._waiting_puts or self._full(0):
                     # Waiting longer cannot fill the batch when the readers are blocked.
                     break
                 try:

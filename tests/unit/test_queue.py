@@ -71,3 +71,20 @@ async def test_batch_does_not_wait_for_more_when_readers_are_blocked_on_the_budg
     started = loop.time()
     batch = await queue.get_batch(100, 1 << 20, 5.0)
     assert len(batch) == 2 and loop.time() - started < 1.0
+
+
+async def test_batch_stops_waiting_when_a_reader_is_blocked_on_the_byte_budget() -> None:
+    # Regression: the budget holds ~3 events by bytes but the batch wants 500; the
+    # batch used to wait its whole max_age although the reader could add nothing.
+    one = event(100).size
+    queue = EventQueue(max_events=10_000, max_bytes=one * 3)
+    for _ in range(3):
+        await queue.put(event(100))
+    blocked = asyncio.create_task(queue.put(event(100)))
+    await asyncio.sleep(0)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    batch = await queue.get_batch(500, 1 << 30, 5.0)
+    assert len(batch) == 3 and loop.time() - started < 1.0
+    await queue.release(batch)
+    await asyncio.wait_for(blocked, 1)

@@ -44,6 +44,8 @@ log = logging.getLogger("logpipe.alerts")
 
 SELF_LOGGER = "logpipe"
 _YIELD_EVERY = 100  # intake lets indexing run after this many events
+CLOSE_TIMEOUT = 5.0
+"""How long :meth:`AlertService.close` waits for its tasks to end."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,7 +198,12 @@ class AlertService:
             task.cancel()
             # wait() rather than awaiting the task: its CancelledError is its
             # own, while a cancellation of close()'s caller still propagates.
-            await asyncio.wait({task})
+            # Bounded: the tasks end at their next await (the sender's SMTP
+            # session included, see smtp.send_message), and should one ever
+            # swallow its cancellation, shutting down must not hang on it.
+            await asyncio.wait({task}, timeout=CLOSE_TIMEOUT)
+            if not task.done():
+                log.error("alert_tasks_not_stopped", extra={"timeout_seconds": CLOSE_TIMEOUT})
         # Events still queued are grouped now: their e-mails are spooled and go
         # out at the next start, their counts are in the saved state.
         while not self._queue.empty():

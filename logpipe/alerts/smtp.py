@@ -35,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import socket
 import ssl
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -281,9 +282,21 @@ async def send_message(
     """Deliver one message in one SMTP session; raise on failure (see :func:`is_transient`).
 
     The envelope (``sender``, ``recipients``) is passed explicitly, never read
-    from the headers. ``settings.timeout`` bounds every step: connect, TLS,
-    login, each command and reply, so a server that stalls costs at most that
-    long per step.
+    from the headers. ``settings.timeout`` bounds every step: the EHLO name
+    lookup, connect, TLS, login, each command and reply, so a server that
+    stalls costs at most that long per step.
+
+    Cancelling this coroutine always ends it at once with ``CancelledError``,
+    which is what lets ``close()`` stop a sender. That takes two guards, because
+    aiosmtplib awaits every step through ``asyncio.wait_for``, and on Python
+    3.11 ``wait_for`` swallows a cancellation that arrives in the same loop
+    iteration as the step's own outcome (CPython gh-86296): it returns the
+    result, or raises the step's error (a refused connection, say), and the
+    cancellation is gone. The sender would then take it for an ordinary failed
+    attempt, retry, and never end. So the session runs in a task of its own that
+    this coroutine awaits with :func:`asyncio.wait`, which never swallows; and
+    the session checks after each step whether it was cancelled meanwhile, so a
+    session whose cancellation was swallowed still stops at the next step.
 
     Not ``aiosmtplib.send``: its ``async with`` sends QUIT on the way out even
     when the task is being cancelled, and waits the full timeout for a stalled
@@ -291,11 +304,44 @@ async def send_message(
     cancellation drops the connection at once, and QUIT is only sent, bounded
     by the same timeout, after the message has been accepted.
     """
+    session = asyncio.ensure_future(
+        _session(settings, message, sender=sender, recipients=recipients)
+    )
+    session.add_done_callback(_retrieve)
+    try:
+        await asyncio.wait({session})
+    except asyncio.CancelledError:
+        session.cancel()
+        # Normally over by the next loop iteration (the connection is dropped);
+        # bounded in case the session's own cancellation is swallowed as well.
+        await asyncio.wait({session}, timeout=_CANCEL_GRACE)
+        raise
+    session.result()  # its exception, if any
+
+
+_CANCEL_GRACE = 1.0
+"""How long a cancelled :func:`send_message` waits for its session to drop the connection."""
+
+
+async def _session(
+    settings: SmtpSettings, message: EmailMessage, *, sender: str, recipients: list[str]
+) -> None:
+    """One SMTP session (see :func:`send_message`); runs in a task of its own."""
+    this = asyncio.current_task()
+    assert this is not None  # a coroutine run by send_message's task
+
+    def check_cancelled() -> None:
+        # Task.cancelling() counts requests that no CancelledError has answered:
+        # non-zero here means a wait_for inside aiosmtplib swallowed ours.
+        if this.cancelling():
+            raise asyncio.CancelledError
+
     client = aiosmtplib.SMTP(
         hostname=settings.host,
         port=settings.port,
         username=settings.username,
         password=settings.password,
+        local_hostname=await _local_hostname(settings.timeout),
         start_tls=settings.starttls,
         use_tls=settings.use_tls,
         timeout=settings.timeout,
@@ -304,9 +350,13 @@ async def send_message(
     )
     try:
         await client.connect()  # also STARTTLS and login, as configured
+        check_cancelled()
         errors, _ = await client.send_message(message, sender=sender, recipients=recipients)
-    except BaseException:
+        check_cancelled()
+    except BaseException as error:
         client.close()
+        if not isinstance(error, asyncio.CancelledError) and this.cancelling():
+            raise asyncio.CancelledError from error
         raise
     try:
         await client.quit()
@@ -321,6 +371,34 @@ async def send_message(
             "alert_recipient_refused",
             extra={"recipient": recipient, "code": response.code, "reply": response.message},
         )
+
+
+def _retrieve(session: asyncio.Future[None]) -> None:
+    # A session left running by a cancelled send_message() may still fail
+    # later: fetch its exception so asyncio does not log it as never retrieved.
+    if not session.cancelled():
+        session.exception()
+
+
+_fqdn: str | None = None
+
+
+async def _local_hostname(timeout: float) -> str:
+    """The name to say in EHLO: this host's FQDN, looked up once, within ``timeout``.
+
+    aiosmtplib would otherwise call ``socket.getfqdn()`` (a DNS lookup) in a
+    thread for every session, outside its timeouts. When the lookup is slow,
+    the bare host name is used for that session and the lookup tried again
+    next time.
+    """
+    global _fqdn
+    if _fqdn is None:
+        try:
+            async with asyncio.timeout(timeout):
+                _fqdn = await asyncio.to_thread(socket.getfqdn)
+        except TimeoutError:
+            return socket.gethostname()
+    return _fqdn
 
 
 def is_transient(error: BaseException) -> bool:

@@ -9,8 +9,9 @@ to a test. Use it from a test module with
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Protocol
+import asyncio
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any, Protocol
 
 import pytest
 
@@ -44,3 +45,38 @@ def smtp_server_factory() -> Iterator[SmtpServerFactory]:
     finally:
         for server in servers:
             server.stop()
+
+
+def close_as_a_connection_is_refused(
+    monkeypatch: pytest.MonkeyPatch, sender: str, close: Callable[[], Awaitable[None]]
+) -> list[asyncio.Task[None]]:
+    """Make ``close()`` cancel the sender just as its next connection is refused.
+
+    ``sender`` is the qualified name of the sender task's coroutine
+    (``"SpoolSender.run"``). The next refused connection starts ``close()`` and
+    raises its ``ConnectionRefusedError`` only once the sender has been asked to
+    cancel, so the refusal and the cancellation reach the sender in the same
+    loop iteration: the race a loaded machine runs into now and then, made
+    certain. Returns a list that then holds the ``close()`` task.
+    """
+    loop = asyncio.get_running_loop()
+    connect = loop.create_connection
+    closing: list[asyncio.Task[None]] = []
+
+    async def create_connection(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return await connect(*args, **kwargs)
+        except OSError:
+            if not closing:
+                (victim,) = (
+                    task
+                    for task in asyncio.all_tasks()
+                    if getattr(task.get_coro(), "__qualname__", None) == sender
+                )
+                closing.append(asyncio.ensure_future(close()))
+                while not victim.cancelling():
+                    await asyncio.sleep(0)
+            raise
+
+    monkeypatch.setattr(loop, "create_connection", create_connection)
+    return closing

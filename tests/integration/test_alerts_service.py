@@ -16,15 +16,20 @@ from typing import Any
 
 import pytest
 
+from logpipe.alerts import service as service_module
 from logpipe.alerts.compose import MailSettings
-from logpipe.alerts.delivery import DeliverySettings
+from logpipe.alerts.delivery import DeliverySettings, SpoolSender
 from logpipe.alerts.policy import PolicySettings
 from logpipe.alerts.rules import AlertRule
 from logpipe.alerts.service import AlertService
 from logpipe.alerts.smtp import SmtpSettings
 from logpipe.devservers.smtp import STALL, ReceivedMessage, RecordingSMTP
 from logpipe.errors import DeliveryError
-from tests.integration.smtp_server import SmtpServerFactory, smtp_server_factory
+from tests.integration.smtp_server import (
+    SmtpServerFactory,
+    close_as_a_connection_is_refused,
+    smtp_server_factory,
+)
 
 __all__ = ["smtp_server_factory"]  # the fixture, imported to be used by name below
 
@@ -85,7 +90,9 @@ async def running(service: AlertService) -> AsyncIterator[asyncio.Task[None]]:
         yield task
     finally:
         await service.close()
-        await asyncio.wait({task})
+        # Bounded: a task that outlives close() fails the test, it does not hang it.
+        await asyncio.wait({task}, timeout=1.0)
+        assert task.done(), "close() returned with the service's tasks still running"
 
 
 async def eventually(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
@@ -334,6 +341,60 @@ async def test_full_spool_merges_into_a_summary_and_counts_add_up(
     assert total(server.messages) == 6
     summary = server.messages[-1].parsed()
     assert summary["X-Logpipe-Group"] == "spool-summary"
+
+
+async def test_close_as_a_connection_is_refused_stops_the_sender_and_keeps_the_spool(
+    smtp_server_factory: SmtpServerFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What hung test_restart_with_spooled_alerts_delivers_them_once for 120 s on a
+    # loaded CI machine: close() cancelled the sender in the loop iteration in
+    # which its connection was refused. aiosmtplib's asyncio.wait_for (Python
+    # 3.11) then raised the refusal and dropped the cancellation, the sender
+    # took it for one more failed attempt and retried forever, and close()
+    # waited for it forever.
+    server = smtp_server_factory(start=False)
+    service = service_for(server, tmp_path)
+    closing = close_as_a_connection_is_refused(monkeypatch, "SpoolSender.run", service.close)
+    task = asyncio.create_task(service.run())
+    service.offer(distinct(0))
+    await eventually(lambda: bool(closing))
+
+    started = time.monotonic()
+    await asyncio.wait({task, *closing}, timeout=3.0)
+    assert closing[0].done() and task.done(), "close() did not stop the sender"
+    assert time.monotonic() - started < 2.0
+    closing[0].result()
+    assert (service.stats.sent, service.stats.retried, service.stats.failed) == (0, 0, 0)
+    assert len(list((tmp_path / "pending").iterdir())) == 1  # kept for the next start
+
+
+async def test_close_gives_up_on_a_task_that_ignores_cancellation(
+    smtp_server_factory: SmtpServerFactory,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    stop = asyncio.Event()
+
+    async def stubborn(self: SpoolSender) -> None:
+        while not stop.is_set():
+            with contextlib.suppress(asyncio.CancelledError):
+                await stop.wait()
+
+    monkeypatch.setattr(SpoolSender, "run", stubborn)
+    monkeypatch.setattr(service_module, "CLOSE_TIMEOUT", 0.2)
+    service = service_for(smtp_server_factory(start=False), tmp_path)
+    task = asyncio.create_task(service.run())
+    service.offer(distinct(0))
+    await eventually(lambda: service.spooled == 1)
+
+    started = time.monotonic()
+    await asyncio.wait_for(service.close(), timeout=3.0)
+    assert time.monotonic() - started < 1.0
+    assert "alert_tasks_not_stopped" in caplog.messages
+    stop.set()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 # -- isolation ----------------------------------------------------------------------

@@ -18,7 +18,11 @@ import pytest
 from logpipe.alerts.smtp import EmailAlerter, SmtpSettings
 from logpipe.devservers.smtp import RecordingSMTP
 from logpipe.errors import DeliveryError
-from tests.integration.smtp_server import SmtpServerFactory, smtp_server_factory
+from tests.integration.smtp_server import (
+    SmtpServerFactory,
+    close_as_a_connection_is_refused,
+    smtp_server_factory,
+)
 
 __all__ = ["smtp_server_factory"]  # the fixture, imported to be used by name below
 
@@ -60,7 +64,10 @@ async def running(alerter: EmailAlerter) -> AsyncIterator[asyncio.Task[None]]:
         yield task
     finally:
         await alerter.close()
-        await asyncio.wait({task})  # also covers a task that never got to start
+        # Also covers a task that never got to start. Bounded: a sender that
+        # outlives close() fails the test, it does not hang it.
+        await asyncio.wait({task}, timeout=1.0)
+        assert task.done(), "close() returned with the sender still running"
 
 
 async def eventually(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
@@ -232,6 +239,24 @@ async def test_close_stops_the_sender_and_counts_unsent_alerts_as_dropped(
         await alerter.drain(timeout=1)  # nothing left to wait for
 
     assert alerter.stats.sent == 0
+
+
+async def test_close_as_a_connection_is_refused_stops_the_sender(
+    smtp_server_factory: SmtpServerFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The cancellation must not be lost inside aiosmtplib (asyncio.wait_for on
+    # Python 3.11) and taken for one more refused attempt: see the AlertService test.
+    server = smtp_server_factory(start=False)
+    alerter = alerter_for(server, max_attempts=1000)
+    closing = close_as_a_connection_is_refused(monkeypatch, "EmailAlerter.run", alerter.close)
+    task = asyncio.create_task(alerter.run())
+    alerter.offer(error_event())
+    await eventually(lambda: bool(closing))
+
+    await asyncio.wait({task, *closing}, timeout=3.0)
+    assert closing[0].done() and task.done(), "close() did not stop the sender"
+    closing[0].result()
+    assert (alerter.stats.sent, alerter.stats.retried, alerter.stats.dropped) == (0, 0, 1)
 
 
 async def test_drain_timeout_raises_delivery_error(

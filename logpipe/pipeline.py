@@ -254,9 +254,7 @@ class Pipeline:
             if self.sink.unreachable_for() is not None:
                 drain_timeout = min(drain_timeout, 1.0)
             with contextlib.suppress(TimeoutError):
-                await first_failure(
-                    [shipper], asyncio.wait_for(self._settled.wait(), drain_timeout)
-                )
+                await first_failure([shipper], self._settle_within(drain_timeout))
             if self.alerts is not None:
                 # What is not sent now stays in the spool for the next start.
                 with contextlib.suppress(DeliveryError):
@@ -276,6 +274,11 @@ class Pipeline:
                 "they will be re-read on the next start"
             )
         return self._report(problems, fatal=fatal)
+
+    async def _settle_within(self, seconds: float) -> None:
+        # asyncio.timeout, not wait_for, which can swallow a cancellation on 3.11.
+        async with asyncio.timeout(seconds):
+            await self._settled.wait()
 
     def _start_background(self) -> list[asyncio.Task[None]]:
         tasks = [asyncio.create_task(self._maintain())]

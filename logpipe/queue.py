@@ -72,8 +72,11 @@ class EventQueue:
                 if remaining <= 0 or self._waiting_puts or self._full(0):
                     # Waiting longer cannot fill the batch when the readers are blocked.
                     break
+                # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a
+                # cancellation that arrives as the wait completes (gh-86296).
                 try:
-                    await asyncio.wait_for(self._changed.wait(), remaining)
+                    async with asyncio.timeout(remaining):
+                        await self._changed.wait()
                 except TimeoutError:
                     break
             batch: list[Event] = []

@@ -181,7 +181,10 @@ class Tailer:
                 self._watch_pattern_dirs()
                 await self.read_available()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self._poll_interval)
+                    # asyncio.timeout, not wait_for, which can swallow a cancellation
+                    # on 3.11 (gh-86296).
+                    async with asyncio.timeout(self._poll_interval):
+                        await self._wake.wait()
                     await asyncio.sleep(_WAKE_DEBOUNCE)
         finally:
             relay.cancel()

@@ -171,3 +171,46 @@ def test_inconsistent_credentials_are_config_errors(
     for value in env.values():
         if len(value) > 1:
             assert value not in str(caught.value)
+
+
+def test_check_validates_alert_rules_and_policy(tmp_path: Path) -> None:
+    text = (REPO / "pipelines" / "erp.yml").read_text()
+    text += """    rules:
+      - name: database
+        when: {"log.logger": "app.database*"}
+        to: [dba@example.com]
+      - name: database
+        when: {"http.response.status_code": {"between": 500}}
+    policy:
+      window_seconds: -1
+"""
+    pipeline = tmp_path / "erp.yml"
+    pipeline.write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(pipeline, {})
+    paths = {p.path for p in caught.value.problems}
+    assert "alerts.email.rules.1" in paths  # unknown operator
+    assert "alerts.email.policy.window_seconds" in paths
+
+
+def test_alert_rules_with_conditions_and_own_recipients_load(tmp_path: Path) -> None:
+    text = (REPO / "pipelines" / "erp.yml").read_text()
+    text += """    kibana_url: https://kibana.example.com
+    rules:
+      - name: database
+        when: {"log.logger": "app.database*"}
+        to: [dba@example.com]
+      - name: server-errors
+        levels: [error, critical, warning]
+        when: {"http.response.status_code": {"gte": 500}}
+"""
+    pipeline = tmp_path / "erp.yml"
+    pipeline.write_text(text)
+    email = load_config(pipeline, {}).alerts.email
+    assert email is not None
+    database, server_errors = email.build_rules()
+    assert database.matches({"log": {"level": "error", "logger": "app.database.pool"}})
+    assert not database.matches({"log": {"level": "error", "logger": "app.api"}})
+    assert server_errors.matches(
+        {"log": {"level": "warning"}, "http": {"response": {"status_code": 503}}}
+    )

@@ -46,7 +46,11 @@ class EventQueue:
         async with self._changed:
             while self._full(size):
                 self._waiting_puts += 1
-                self._changed.notify_all()  # a batch being assembled should stop waiting
+                if self._waiting_puts == 1:
+                    # A batch being assembled should stop waiting for more. Only on the
+                    # first blocked reader: notifying on every wait made two blocked
+                    # readers wake each other in a busy loop.
+                    self._changed.notify_all()
                 try:
                     await self._changed.wait()
                 finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 from logpipe.event import Event, Line
 from logpipe.queue import EventQueue
@@ -88,3 +89,25 @@ async def test_batch_stops_waiting_when_a_reader_is_blocked_on_the_byte_budget()
     assert len(batch) == 3 and loop.time() - started < 1.0
     await queue.release(batch)
     await asyncio.wait_for(blocked, 1)
+
+
+async def test_two_readers_blocked_on_the_budget_do_not_wake_each_other_in_a_loop() -> None:
+    # Regression: each blocked put notified all waiters, so two blocked readers woke
+    # each other forever (a busy loop that cost 3x the CPU while Elasticsearch was slow).
+    queue = EventQueue(max_events=1, max_bytes=1 << 20)
+    await queue.put(event())
+    first = asyncio.create_task(queue.put(event()))
+    second = asyncio.create_task(queue.put(event()))
+    loop = asyncio.get_running_loop()
+    for _ in range(3):
+        await asyncio.sleep(0)
+    started = loop.time()
+    cpu_before = time.process_time()
+    await asyncio.sleep(0.3)
+    cpu_spent = time.process_time() - cpu_before
+    assert not first.done() and not second.done()
+    assert cpu_spent < 0.1, f"blocked readers spun for {cpu_spent:.2f} CPU-s in 0.3 s"
+    assert loop.time() - started >= 0.3
+    for _ in range(3):
+        await queue.release(await queue.get_batch(1, 1 << 20, 0.0))
+    await asyncio.wait_for(asyncio.gather(first, second), 1)

@@ -120,9 +120,7 @@ class EmailAlertConfig(Model):
 
     def build_rules(self) -> list[AlertRule]:
         """The rules in order; without any, one rule for ``levels``."""
-        return [r.build() for r in self.rules] or [
-            AlertRule(frozenset(level.lower() for level in self.levels))
-        ]
+        return [r.build() for r in self.rules] or [AlertRule.for_levels(self.levels)]
 
 
 class AlertsConfig(Model):

@@ -20,11 +20,10 @@ log = logging.getLogger("logpipe.deadletter")
 
 
 class DeadLetterFile:
-    """Appends rejected documents to ``path``; ``count`` is this process's total."""
+    """Appends rejected documents to ``path`` (the sink counts them)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.count = 0
 
     def write(self, entries: list[dict[str, Any]]) -> None:
         """Append ``entries`` (each with at least ``reason`` and ``document``) durably."""
@@ -34,7 +33,6 @@ class DeadLetterFile:
         data = _encode([{"dead_lettered_at": now, **e} for e in entries])
         self.path.parent.mkdir(parents=True, exist_ok=True)
         write_fsynced(self.path, data, append=True)
-        self.count += len(entries)
         for entry in entries:
             log.warning(
                 "document_dead_lettered",

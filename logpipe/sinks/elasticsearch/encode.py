@@ -58,10 +58,6 @@ class IndexNamer:
             self._cache[key] = name
         return name
 
-    def pattern(self) -> str:
-        """The wildcard pattern matching every index this namer makes."""
-        return f"{self._prefix}-*"
-
 
 @dataclass(slots=True)
 class BulkItem:

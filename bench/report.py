@@ -101,6 +101,9 @@ def ratio_lines(rows: list[Row]) -> list[str]:
         logpipe = by_key.get((sink, "logpipe"))
         baseline = by_key.get((sink, "baseline"))
         ceiling = by_key.get((sink, "server ceiling"))
+        large = next(
+            (r for r in rows if r.sink == sink and r.impl.startswith("server ceiling,")), None
+        )
         parts = []
         if logpipe is not None and baseline is not None:
             parts.append(_ratio("wall", logpipe, baseline, "logpipe / baseline: wall time"))
@@ -108,6 +111,8 @@ def ratio_lines(rows: list[Row]) -> list[str]:
             parts.append(_ratio("max_rss_kib", logpipe, baseline, "peak RSS"))
         if logpipe is not None and ceiling is not None:
             parts.append(_ratio("rate", logpipe, ceiling, "logpipe / server ceiling: events/s"))
+        if logpipe is not None and large is not None:
+            parts.append(_ratio("rate", logpipe, large, f"logpipe / {large.impl}: events/s"))
         if baseline is not None and ceiling is not None:
             parts.append(_ratio("rate", baseline, ceiling, "baseline / server ceiling: events/s"))
         lines.append(f"- **{sink}**: " + "; ".join(p for p in parts if p))

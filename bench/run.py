@@ -1,6 +1,6 @@
 """Benchmark ``logpipe run --once`` against a plain-Python baseline and the server itself.
 
-    .venv/bin/python bench/run.py [--events 50000] [--noida-events 10000] [--runs 3]
+    .venv/bin/python bench/run.py [--events 500000] [--noida-events 10000] [--runs 3]
                                   [--sinks null,noida] [--profile] [--no-record]
 
 For each sink (``null``: bench/null_es.py, a bulk endpoint that stores nothing;
@@ -10,7 +10,9 @@ dir, so everything is re-read; a new index prefix per run) and
 ``bench/baseline.py`` over the same files, each as a child process whose CPU
 and peak RSS come from ``os.wait4`` (in bench/measure.py); then the server
 ceiling: prebuilt bulk bodies of the same documents POSTed with ``http.client``
-(wall time only). noida-db is started afresh for every measurement.
+(wall time only), once with the baseline's request size and once with the size
+logpipe's requests grow to while a backlog waits. noida-db is started afresh
+for every measurement.
 Prints a markdown table and appends it to bench/RESULTS.md with the machine.
 See bench/README.md for what each number means.
 """
@@ -43,6 +45,10 @@ BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 _SITE = str(Path(orjson.__file__).parent.parent) + "/"  # site-packages, trimmed from profiles
 BATCH = 2000  # logpipe's default batch.max_events; the baseline and ceiling use the same
+# logpipe's default batch.backlog_max_events: while a backlog waits its requests grow to
+# this, so the server's ceiling is measured at this request size too.
+BATCH_LARGE = 8000
+LARGE_CEILING = f"server ceiling, {BATCH_LARGE}/request"
 _SUMMARY = re.compile(r"read (\d+) lines: (\d+) indexed")
 
 
@@ -148,15 +154,15 @@ def run_baseline(workload: Workload, url: str, workdir: Path, prefix: str) -> Me
     return Measurement(workload.total, child.wall, child.cpu, child.max_rss_kib)
 
 
-def run_ceiling(workload: Workload, url: str, prefix: str) -> Measurement:
-    """POST prebuilt bulk bodies of the workload's documents; only the POSTs are timed."""
+def run_ceiling(workload: Workload, url: str, prefix: str, batch: int = BATCH) -> Measurement:
+    """POST prebuilt bulk bodies of ``batch`` documents; only the POSTs are timed."""
     install_template(url, prefix)
     docs = (
         doc
         for path, kind in ((workload.app_log, "app"), (workload.access_log, "access"))
         for doc in documents(path, kind, prefix)
     )
-    bodies = [body for body, _ in bulk_bodies(docs, BATCH)]
+    bodies = [body for body, _ in bulk_bodies(docs, batch)]
     poster = BulkPoster(url)
     start = time.perf_counter()
     try:
@@ -193,7 +199,15 @@ def make_steps(workload: Workload, workdir: Path) -> dict[str, Step]:
     def ceiling(url: str, i: int) -> Measurement:
         return run_ceiling(workload, url, f"bench-ceiling-{i}")
 
-    return {"logpipe": logpipe, "baseline": baseline, "server ceiling": ceiling}
+    def large_ceiling(url: str, i: int) -> Measurement:
+        return run_ceiling(workload, url, f"bench-ceiling-large-{i}", BATCH_LARGE)
+
+    return {
+        "logpipe": logpipe,
+        "baseline": baseline,
+        "server ceiling": ceiling,
+        LARGE_CEILING: large_ceiling,
+    }
 
 
 def bench_sink(sink: str, workload: Workload, runs: int, workdir: Path) -> list[Row]:
@@ -209,11 +223,11 @@ def bench_sink(sink: str, workload: Workload, runs: int, workdir: Path) -> list[
         null_url = shared.enter_context(null_server(workdir)) if sink == "null" else None
         for i in range(runs):
             order = ["logpipe", "baseline"] if i % 2 == 0 else ["baseline", "logpipe"]
-            for name in [*order, "server ceiling"]:
+            for step, name in enumerate([*order, "server ceiling", LARGE_CEILING]):
                 server = (
                     contextlib.nullcontext(null_url)
                     if null_url is not None
-                    else noida_server(workdir / f"noida-{name.replace(' ', '-')}-{i}")
+                    else noida_server(workdir / f"noida-{i}-{step}")
                 )
                 with server as url:
                     before = indexed_total(sink, url) if sink == "null" else 0
@@ -288,7 +302,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--events",
         type=int,
-        default=50_000,
+        default=500_000,
         help="lines per log file (x2 events) for the null sink",
     )
     parser.add_argument(
@@ -333,7 +347,7 @@ def main(argv: list[str] | None = None) -> None:
     settings = (
         f"events per run: {', '.join(f'{s} {sizes[s] * 2:,}' for s in args.sinks)}; "
         f"{args.runs} runs per implementation, medians (min..max); "
-        f"batch {BATCH} docs"
+        f"baseline and server ceiling: {BATCH} docs per request (and {BATCH_LARGE})"
     )
     text = section(command.strip(), settings, rows, notes)
     print("\n" + text)

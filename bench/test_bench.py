@@ -27,6 +27,7 @@ from logpipe.devservers import free_port
 from logpipe.enrich.static import Enricher, static_fields
 from logpipe.event import Line
 from logpipe.process import LineProcessor
+from logpipe.sinks.elasticsearch.encode import IndexNamer
 
 BENCH = Path(__file__).resolve().parent
 
@@ -117,12 +118,13 @@ def test_baseline_writes_the_fields_logpipe_writes(
     process = LineProcessor(
         InputConfig.model_validate({"paths": [str(path)], "parser": parser, "dataset": dataset}),
         Enricher(static_fields(enrich, {})),
+        IndexNamer("bench"),
     )
     theirs: set[str] = set()
     for raw in path.read_bytes().splitlines():
-        event = process(Line("id", 0, str(path), 0, len(raw) + 1, raw, kind))
-        assert not event.tags, raw
-        theirs |= _paths(event.fields)
+        doc = process(Line("id", 0, str(path), 0, len(raw) + 1, raw, kind)).document()
+        assert "tags" not in doc, raw
+        theirs |= _paths(doc)
     ours: set[str] = set()
     for _, doc in documents(path, kind, "bench"):
         doc["event"]["ingested"] = "set per batch"

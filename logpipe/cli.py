@@ -1,8 +1,13 @@
-"""The ``logpipe`` command: run, check, demo. No logic of its own beyond wiring."""
+"""The ``logpipe`` command: run, check, demo. No logic of its own beyond wiring.
+
+Only click is imported up front, so ``logpipe --help`` answers at once: each
+command imports what it uses. ``check`` needs pydantic and the config models;
+only ``run``, ``dlq replay`` and ``demo`` load asyncio, the Elasticsearch client
+and the pipeline. tests/unit/test_cli_imports.py keeps it that way.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import gc
 import signal
@@ -12,15 +17,14 @@ from typing import TYPE_CHECKING
 
 import click
 
-from logpipe.config import ConfigError, load_config
-from logpipe.logs import setup_logging
-
 if TYPE_CHECKING:
     from logpipe.config import PipelineConfig
     from logpipe.pipeline import Pipeline, RunReport
 
 
 def _load(pipeline: str) -> PipelineConfig:
+    from logpipe.config import ConfigError, load_config
+
     try:
         return load_config(pipeline)
     except ConfigError as exc:
@@ -58,6 +62,9 @@ def run(pipeline: str, once: bool, timeout: float, log_level: str) -> None:
     Exit codes: 0 done; 1 something was not delivered (--once) or the sink
     refused for good; 2 invalid pipeline or unusable data directory.
     """
+    import asyncio
+
+    from logpipe.logs import setup_logging
     from logpipe.pipeline import Pipeline
 
     setup_logging(log_level)
@@ -96,6 +103,8 @@ def _tune_gc() -> None:
 
 
 async def _run(pipeline: Pipeline, once: bool, timeout: float) -> RunReport:
+    import asyncio
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -150,8 +159,11 @@ def dlq_list(pipeline: str) -> None:
 @click.option("--timeout", type=float, default=600.0, show_default=True)
 def dlq_replay(pipeline: str, timeout: float) -> None:
     """Re-send PIPELINE's dead letters (once the cause is fixed); exit 1 if any remain."""
+    import asyncio
+
     from logpipe.dlq import replay
     from logpipe.errors import LogpipeError
+    from logpipe.logs import setup_logging
 
     setup_logging("warning")
     config = _load(pipeline)
@@ -183,6 +195,7 @@ def dlq_replay(pipeline: str, timeout: float) -> None:
 def demo(pipeline_path: str, samples: str, keep: bool) -> None:
     """Run the pipeline over the sample logs against local servers and show what landed."""
     from logpipe.demo import run_demo
+    from logpipe.logs import setup_logging
 
     setup_logging("warning")
     sys.exit(run_demo(Path(pipeline_path), Path(samples), keep=keep))

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
 from logpipe.config import PipelineConfig
-from logpipe.event import Event, Line
+from logpipe.event import Event, Line, encode_source
 from logpipe.sinks.deadletter import DeadLetterFile
-from logpipe.sinks.elasticsearch.encode import BulkItem, encode_source
-from logpipe.sinks.elasticsearch.sink import ElasticsearchSink
 
 
 @dataclass(slots=True)
@@ -33,7 +30,7 @@ def summarize(config: PipelineConfig) -> tuple[int, list[tuple[str, int]]]:
     return len(entries), reasons.most_common(10)
 
 
-def _item(entry: dict[str, Any]) -> BulkItem:
+def _item(entry: dict[str, Any]) -> Event:
     document = entry.get("document")
     if not isinstance(document, dict):
         document = {"message": str(document)}
@@ -41,13 +38,16 @@ def _item(entry: dict[str, Any]) -> BulkItem:
         "dlq", 0, str(entry.get("file", "")), int(entry.get("offset", 0) or 0), 0, b"", "dlq"
     )
     # The stored index and id: a letter that reached Elasticsearch meanwhile is a 409.
-    return BulkItem(
-        Event(document, line), str(entry["index"]), str(entry["id"]), encode_source(document)
-    )
+    return Event(line, str(entry["index"]), str(entry["id"]), encode_source(document))
 
 
 async def replay(config: PipelineConfig, timeout: float | None = None) -> ReplayReport:
     """Re-send every dead letter; those refused again are dead-lettered anew."""
+    # Here, not at the top: `logpipe dlq list` needs no Elasticsearch client.
+    import asyncio
+
+    from logpipe.sinks.elasticsearch.sink import ElasticsearchSink
+
     letters = dead_letters(config)
     entries = [e for e in letters.take_for_replay() if "index" in e and "id" in e]
     sink = ElasticsearchSink(config.output.elasticsearch, letters)
@@ -55,7 +55,7 @@ async def replay(config: PipelineConfig, timeout: float | None = None) -> Replay
         await sink.start()
         if timeout is not None:
             sink.give_up_at = asyncio.get_running_loop().time() + timeout
-        await sink.send_items([_item(e) for e in entries])
+        await sink.send([_item(e) for e in entries])
     finally:
         await sink.close()
     letters.finish_replay()

@@ -2,7 +2,7 @@
 
 Data flow and who waits for whom::
 
-    Tailer (one per input) --Line--> LineProcessor --Event--> EventQueue (budget)
+    Tailer (one per input) --Lines--> LineProcessor --Events--> EventQueue (budget)
         --batch--> ElasticsearchSink.send (retries until settled)
         --settled--> CheckpointStore.advance + save      (offsets only move on ack)
         --created--> AlertService.offer                   (never waits)
@@ -20,24 +20,29 @@ import asyncio
 import contextlib
 import logging
 import os
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from logpipe.alerts.build import make_alert_service
-from logpipe.alerts.service import AlertService
 from logpipe.checkpoints.store import CheckpointStore, CheckpointWriteError
 from logpipe.config import PipelineConfig
 from logpipe.enrich.static import Enricher, static_fields
 from logpipe.errors import DeliveryError, FatalSinkError, SinkError
 from logpipe.event import Event, Line
 from logpipe.process import LineProcessor
-from logpipe.queue import EventQueue
+from logpipe.queue import BatchSizer, EventQueue
 from logpipe.sinks.deadletter import DeadLetterFile
+from logpipe.sinks.elasticsearch.encode import IndexNamer
 from logpipe.sinks.elasticsearch.sink import ElasticsearchSink
 from logpipe.sources.recover import prune_checkpoints
 from logpipe.sources.tail import Tailer
 from logpipe.tasks import cancel, first_failure, stop_readers, until_stopped
+
+if TYPE_CHECKING:
+    from logpipe.alerts.service import AlertService
 
 log = logging.getLogger("logpipe.pipeline")
 
@@ -84,6 +89,9 @@ class Pipeline:
             config.output.elasticsearch, self.dead_letters, on_created=self._alert
         )
         enricher = Enricher(fields)
+        es = config.output.elasticsearch
+        namer = IndexNamer(es.index_prefix, es.index_timezone)
+        alert_levels = self.alerts.levels if self.alerts is not None else frozenset()
         self._patterns = [p for input_config in config.inputs.values() for p in input_config.paths]
         prune_checkpoints(self.checkpoints, self._patterns)
         self.tailers = [
@@ -91,7 +99,9 @@ class Pipeline:
                 name,
                 input_config.paths,
                 self.checkpoints,
-                self._emitter(LineProcessor(input_config, enricher, self._resume_time)),
+                self._emitter(
+                    LineProcessor(input_config, enricher, namer, self._resume_time, alert_levels)
+                ),
                 max_line_bytes=input_config.max_line_bytes,
                 poll_interval=input_config.poll_interval_seconds,
                 partial_line_timeout=input_config.partial_line_timeout_seconds,
@@ -109,15 +119,23 @@ class Pipeline:
 
     # -- per line / per batch ------------------------------------------------------
 
-    def _emitter(self, processor: LineProcessor) -> Callable[[Line], Awaitable[None]]:
-        async def emit(line: Line) -> None:
-            event = processor(line)
-            await self.queue.put(event)
-            # Counted only once queued: a put cancelled mid-wait is re-emitted later
-            # by the tailer. Nothing can run between put's return and these lines.
-            self.read += 1
-            self._outstanding += 1
-            self._settled.clear()
+    def _emitter(self, processor: LineProcessor) -> Callable[[deque[Line]], Awaitable[None]]:
+        async def emit(lines: deque[Line]) -> None:
+            events = processor.process(lines)
+            taken = 0
+            try:
+                while taken < len(events):
+                    taken += await self.queue.put_some(events, taken)
+            finally:
+                # Counted only once queued: lines a cancelled put did not take stay
+                # with the tailer, which emits them again later. A queued line's
+                # bytes are let go: its event carries the encoded document.
+                for _ in range(taken):
+                    lines.popleft().raw = b""
+                if taken:
+                    self.read += taken
+                    self._outstanding += taken
+                    self._settled.clear()
 
         return emit
 
@@ -130,21 +148,32 @@ class Pipeline:
             return None
         return datetime.fromtimestamp(checkpoint.event_time, UTC)
 
-    def _alert(self, event: Event) -> None:
+    def _alert(self, events: list[Event]) -> None:
         # Alerts go out for events Elasticsearch newly created (or refused), never for
         # 409 duplicates: a line re-read after a restart does not e-mail ops twice.
         if self.alerts is not None:
-            self.alerts.offer(event.fields)
+            for event in events:
+                if event.alert is not None:
+                    self.alerts.offer(event.alert)
 
     async def _ship(self) -> None:
         """The sender loop: batch, deliver, then advance checkpoints."""
         batch_config = self.config.output.elasticsearch.batch
+        sizer = BatchSizer(
+            batch_config.max_events,
+            batch_config.max_bytes,
+            min(batch_config.backlog_max_events, max(1, self.config.queue.max_events // 2)),
+            self.config.queue.max_bytes // 2,
+        )
         while True:
             batch = await self.queue.get_batch(
-                batch_config.max_events, batch_config.max_bytes, batch_config.max_age_seconds
+                sizer.max_events, sizer.max_bytes, batch_config.max_age_seconds
             )
+            sizer.observe(len(batch), len(self.queue))
             await self.sink.send(batch)
-            for event in batch:
+            # A file's lines are in order within a batch: its last one is its checkpoint.
+            last = {(event.line.file_id, event.line.generation): event for event in batch}
+            for event in last.values():
                 line = event.line
                 when = event.timestamp.timestamp() if event.timestamp else None
                 self.checkpoints.advance(line.file_id, line.path, line.generation, line.end, when)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from itertools import islice
 
 from logpipe.event import Event
 
@@ -42,9 +43,19 @@ class EventQueue:
 
     async def put(self, event: Event) -> None:
         """Append ``event``, waiting while the budget is spent."""
-        size = event.size
+        await self.put_some([event])
+
+    async def put_some(self, events: list[Event], start: int = 0) -> int:
+        """Append events from ``events[start:]``, waiting while the budget is spent.
+
+        Waits until the budget has room for the first of them, then takes as many
+        as fit in one go; returns how many it took (at least one when
+        ``events[start:]`` is not empty). Cancelled while waiting, it took none.
+        """
+        if start >= len(events):
+            return 0
         async with self._changed:
-            while self._full(size):
+            while self._full(events[start].size):
                 self._waiting_puts += 1
                 if self._waiting_puts == 1:
                     # A batch being assembled should stop waiting for more. Only on the
@@ -55,11 +66,20 @@ class EventQueue:
                     await self._changed.wait()
                 finally:
                     self._waiting_puts -= 1
-            self._items.append(event)
-            self.held += 1
-            self.bytes += size
-            self._queued_bytes += size
+            taken = start
+            items, held, used = self._items, self.held, self.bytes
+            for event in islice(events, start, None):
+                size = event.size
+                if taken > start and (held >= self._max_events or used + size > self._max_bytes):
+                    break
+                items.append(event)
+                held += 1
+                used += size
+                taken += 1
+            self._queued_bytes += used - self.bytes
+            self.held, self.bytes = held, used
             self._changed.notify_all()
+            return taken - start
 
     async def get_batch(self, max_events: int, max_bytes: int, max_age: float) -> list[Event]:
         """Wait for at least one event, then up to ``max_age`` seconds for a full batch.
@@ -98,3 +118,45 @@ class EventQueue:
             self.held -= len(batch)
             self.bytes -= sum(event.size for event in batch)
             self._changed.notify_all()
+
+
+class BatchSizer:
+    """Bulk request size that grows while a backlog waits and shrinks once caught up.
+
+    A batch that left events behind in the queue means the sink is behind: the
+    next bounds are doubled, up to ``ceiling_events``. A batch less than half
+    full with nothing left behind means logpipe has caught up: the bounds halve,
+    back down to ``base_events`` / ``base_bytes`` (small requests keep live
+    latency low). The bytes scale with the events and never pass
+    ``ceiling_bytes`` (half the queue's budget, so readers can fill the other
+    half while a batch is in flight).
+    """
+
+    def __init__(
+        self, base_events: int, base_bytes: int, ceiling_events: int, ceiling_bytes: int
+    ) -> None:
+        self._base_events = base_events
+        self._base_bytes = base_bytes
+        self._ceiling_events = max(base_events, ceiling_events)
+        self._ceiling_bytes = max(base_bytes, ceiling_bytes)
+        self.factor = 1
+
+    @property
+    def max_events(self) -> int:
+        return min(self._base_events * self.factor, self._ceiling_events)
+
+    @property
+    def max_bytes(self) -> int:
+        return min(self._base_bytes * self.factor, self._ceiling_bytes)
+
+    def observe(self, taken: int, still_queued: int) -> None:
+        """Adjust after taking a batch of ``taken`` events with ``still_queued`` left.
+
+        Events left behind mean the batch hit a bound (count or bytes) rather
+        than its age: there is a backlog.
+        """
+        if still_queued > 0:
+            if self.max_events < self._ceiling_events or self.max_bytes < self._ceiling_bytes:
+                self.factor *= 2
+        elif taken * 2 < self.max_events and self.factor > 1:
+            self.factor //= 2

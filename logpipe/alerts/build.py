@@ -1,19 +1,25 @@
-"""Build the alert service from the pipeline file's ``alerts.email`` section."""
+"""Build the alert service from the pipeline file's ``alerts.email`` section.
+
+Importing this module is cheap: the service and its SMTP client (aiosmtplib) are
+imported only when a service is built, so that a pipeline without
+``alerts.email`` need not load them.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from logpipe.alerts.compose import MailSettings
-from logpipe.alerts.delivery import DeliverySettings
-from logpipe.alerts.policy import PolicySettings
-from logpipe.alerts.service import AlertService
-from logpipe.alerts.smtp import SmtpSettings
 from logpipe.config import EmailAlertConfig
+
+if TYPE_CHECKING:
+    from logpipe.alerts.service import AlertService
+    from logpipe.alerts.smtp import SmtpSettings
 
 
 def smtp_settings(config: EmailAlertConfig) -> SmtpSettings:
+    from logpipe.alerts.smtp import SmtpSettings
+
     smtp = config.smtp
     return SmtpSettings(
         host=smtp.host,
@@ -32,6 +38,11 @@ def make_alert_service(
     config: EmailAlertConfig, data_dir: Path, self_fields: dict[str, Any]
 ) -> AlertService:
     """The alert service, spooling under ``<data_dir>/alerts``."""
+    from logpipe.alerts.compose import MailSettings
+    from logpipe.alerts.delivery import DeliverySettings
+    from logpipe.alerts.policy import PolicySettings
+    from logpipe.alerts.service import AlertService
+
     mail = MailSettings(
         sender=config.sender,
         to=tuple(config.to),

@@ -63,7 +63,7 @@ class AlertService:
 
         service = AlertService(smtp, mail, rules=rules, spool_dir=data_dir / "alerts")
         task = asyncio.create_task(service.run())
-        service.offer(event.fields)           # per created event; filters by rule
+        service.offer(event.alert)            # per created event; filters by rule
         service.self_alert("elasticsearch_unreachable", "...", {"for_seconds": 300})
         await service.drain(timeout=30)       # --once: flush digests, deliver the spool
         await service.close()                 # saves the state; the spool stays on disk
@@ -111,6 +111,11 @@ class AlertService:
         self._closed = False
 
     # -- the indexing side: never waits, never raises ------------------------------
+
+    @property
+    def levels(self) -> frozenset[str]:
+        """The log levels some rule matches: events at other levels are never offered."""
+        return frozenset().union(*(rule.levels for rule in self._rules))
 
     def offer(self, fields: dict[str, Any]) -> None:
         """Queue the event for alerting if a rule matches it; returns at once."""

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from logpipe.alerts.rules import AlertRule
 from logpipe.config.base import Model, OptSecret, OptStr
+
+# The rule engine (and the e-mail rendering it checks addresses with) is imported
+# when a rule is built, so `logpipe check` of a file without rules skips it.
+if TYPE_CHECKING:
+    from logpipe.alerts.rules import AlertRule
 
 
 class SmtpConfig(Model):
@@ -61,6 +65,8 @@ class AlertRuleConfig(Model):
         return self
 
     def build(self) -> AlertRule:
+        from logpipe.alerts.rules import AlertRule
+
         return AlertRule(
             frozenset(level.lower() for level in self.levels),
             name=self.name,
@@ -120,6 +126,8 @@ class EmailAlertConfig(Model):
 
     def build_rules(self) -> list[AlertRule]:
         """The rules in order; without any, one rule for ``levels``."""
+        from logpipe.alerts.rules import AlertRule
+
         return [r.build() for r in self.rules] or [AlertRule.for_levels(self.levels)]
 
 

@@ -1,9 +1,11 @@
 """Enrichment: static fields, host, agent and Kubernetes metadata.
 
 Everything here is known at start-up, so it is built once into a nested
-dict; per event the top-level sections are attached by reference (they are
-never mutated afterwards), which keeps the per-event cost to a few dict
-assignments.
+dict, and serialised once: :meth:`Enricher.encode` splices those bytes into
+each document's JSON instead of serialising the same sections per event.
+Where the fields themselves are needed (alerts, a document that already has
+one of the sections), the sections are attached by reference (never mutated
+afterwards).
 """
 
 from __future__ import annotations
@@ -13,9 +15,11 @@ import socket
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
+
 from logpipe import __version__
 from logpipe.config import EnrichConfig
-from logpipe.event import set_path
+from logpipe.event import encode_source, set_path
 
 # Downward-API variables a sidecar is given (see deploy/kubernetes/deployment.yaml),
 # and the ECS / Filebeat field each one fills.
@@ -62,6 +66,11 @@ class Enricher:
 
     def __init__(self, fields: dict[str, Any]) -> None:
         self._sections = list(fields.items())
+        self._keys = frozenset(fields)
+        # The sections pre-serialised once, as they appear inside a JSON object.
+        self._tail = orjson.dumps(fields)[1:] if fields else b""
+        tags = fields.get("tags")
+        self.static_tags: list[Any] | None = tags if isinstance(tags, list) else None
 
     def __call__(self, doc: dict[str, Any]) -> None:
         for key, value in self._sections:
@@ -70,3 +79,18 @@ class Enricher:
                 doc[key] = value  # shared, read-only by convention
             elif isinstance(mine, dict) and isinstance(value, dict):
                 _merge(mine, value)
+
+    def encode(self, doc: dict[str, Any]) -> bytes:
+        """``doc`` with the static sections, serialised (``doc`` itself is left as it is
+        when the sections can be spliced in as bytes).
+
+        The common case, a document with none of the static top-level keys, pays
+        for serialising its own fields only.
+        """
+        if not self._tail:
+            return encode_source(doc)
+        if self._keys.isdisjoint(doc):
+            own = encode_source(doc)
+            return b"{" + self._tail if own == b"{}" else own[:-1] + b"," + self._tail
+        self(doc)
+        return encode_source(doc)

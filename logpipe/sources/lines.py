@@ -24,9 +24,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class SplitLine:
-    """One complete line: ``raw`` has no ``\\n`` (nor trailing ``\\r``).
+    """One complete line: ``raw`` has no ``\\n`` (nor trailing ``\\r``). Never changed.
 
     ``offset`` is the file offset of its first byte, ``end`` the offset just
     past its newline. ``truncated`` says ``raw`` was cut at ``max_line_bytes``.
@@ -88,19 +88,41 @@ class LineSplitter:
         elif offset != self._next:
             raise ValueError(f"chunk at offset {offset}, expected {self._next}")
         lines: list[SplitLine] = []
-        pos = 0
         size = len(chunk)
-        while pos < size:
-            newline = chunk.find(b"\n", pos)
-            if newline < 0:
-                self._hold(chunk, pos, size)
-                break
-            line = self._complete(chunk, pos, newline, offset + newline + 1)
+        first = chunk.find(b"\n")
+        if first < 0:
+            self._hold(chunk, 0, size)
+        else:
+            # The first newline completes the line held from earlier chunks (if any);
+            # the lines between it and the last newline are whole in this chunk.
+            line = self._complete(chunk, 0, first, offset + first + 1)
             if line is not None:
                 lines.append(line)
-            pos = newline + 1
+            last = chunk.rfind(b"\n")
+            if last > first:
+                self._split_whole(chunk, first + 1, last, offset, lines)
+                self._line_start = offset + last + 1
+            if last + 1 < size:
+                self._hold(chunk, last + 1, size)
         self._next = offset + size
         return lines
+
+    def _split_whole(
+        self, chunk: bytes, start: int, stop: int, offset: int, lines: list[SplitLine]
+    ) -> None:
+        """Append the lines of ``chunk[start:stop]``, which ends just before a newline."""
+        limit = self._max
+        pos = offset + start
+        for raw in chunk[start:stop].split(b"\n"):
+            end = pos + len(raw) + 1
+            if raw:
+                if raw[-1] == 13:  # one trailing \r, as written by Windows programs
+                    raw = raw[:-1]
+                if len(raw) > limit:
+                    lines.append(SplitLine(pos, end, raw[:limit], True))
+                elif raw:
+                    lines.append(SplitLine(pos, end, raw))
+            pos = end
 
     def flush(self) -> SplitLine | None:
         """Emit the partial last line as if it ended here, for a file that is final.

@@ -31,8 +31,14 @@ from logpipe.sources.lines import LineSplitter, SplitLine
 
 log = logging.getLogger("logpipe.tail")
 
-Emit = Callable[[Line], Awaitable[None]]
-"""The pipeline's bounded-queue put: awaiting it is how backpressure reaches the reader."""
+Emit = Callable[[deque[Line]], Awaitable[None]]
+"""The pipeline's bounded-queue put: awaiting it is how backpressure reaches the reader.
+
+It takes lines off the front of the deque as they are accepted, and returns
+once it is empty; cancelled, it leaves the lines it did not accept in place.
+A read chunk's lines are handed over together, so the per-line cost of the
+hand-over is a ``popleft``.
+"""
 
 # Bytes kept from just before the read position, to recognise a copytruncate
 # copy by content and not only by its first line.
@@ -257,19 +263,32 @@ class TrackedFile:
             self.position += len(data)
             self.last_change = time.monotonic()
             self._tail = (self._tail + data[-_TAIL_BYTES:])[-_TAIL_BYTES:]
-            self._unsent.extend(self._line(piece) for piece in self._splitter.feed(data, offset))
+            pieces = self._splitter.feed(data, offset)
+            file_id, generation, path = self.file_id, self.generation, self.path
+            name = self._settings.input_name
+            assert file_id is not None
+            self._unsent.extend(
+                Line(file_id, generation, path, p.offset, p.end, p.raw, name, p.truncated)
+                for p in pieces
+            )
             await self._emit_unsent()
             # Let the sink and other tasks run between chunks even when emit
             # never had to wait (queue not full).
             await asyncio.sleep(0)
 
     async def _emit_unsent(self) -> None:
-        while self._unsent:
-            line = self._unsent[0]
-            await self._settings.emit(line)
-            self._unsent.popleft()
-            if line.file_id == self.file_id and line.generation == self.generation:
-                self._emitted_end = line.end
+        unsent = self._unsent
+        while unsent:
+            pending = list(unsent)
+            try:
+                await self._settings.emit(unsent)
+            finally:
+                accepted = len(pending) - len(unsent)
+                # Lines of an older generation (a truncated file's tail) come first,
+                # so the last accepted line tells whether any of this content went.
+                line = pending[accepted - 1] if accepted else None
+                if line and line.file_id == self.file_id and line.generation == self.generation:
+                    self._emitted_end = line.end
 
     def close(self) -> None:
         """Close the descriptor (idempotent)."""

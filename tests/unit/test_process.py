@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from logpipe.config import InputConfig
 from logpipe.enrich.static import Enricher
 from logpipe.event import Event, Line
 from logpipe.process import LineProcessor, ResumeTime
+from logpipe.sinks.elasticsearch.encode import IndexNamer, document_id
 
 NOW = datetime(2026, 11, 27, 12, 0, 0, 123000, UTC)
 
 
 def make_processor(parser: str = "app_json", resume: ResumeTime | None = None) -> LineProcessor:
     config = InputConfig(paths=["/x"], parser=parser, dataset="erp.application")
-    return LineProcessor(config, Enricher({"host": {"name": "pod-1"}}), resume)
+    enricher = Enricher({"host": {"name": "pod-1"}})
+    return LineProcessor(config, enricher, IndexNamer("erp-logs"), resume)
 
 
 def make_line(raw: bytes, offset: int = 4096, truncated: bool = False, gen: int = 0) -> Line:
@@ -34,38 +37,47 @@ def process(raw: bytes, parser: str = "app_json", truncated: bool = False) -> Ev
     return make_processor(parser)(make_line(raw, truncated=truncated), NOW)
 
 
+def fields(event: Event) -> dict[str, Any]:
+    return event.document()
+
+
+def tags(event: Event) -> list[str]:
+    found: list[str] = event.document().get("tags", [])
+    return found
+
+
 def test_every_event_carries_file_offset_dataset_ingested_and_host() -> None:
     event = process(b'{"timestamp": "2026-11-27T10:00:00", "level": "INFO", "message": "hi"}')
-    assert event.fields["log"]["file"]["path"] == "/var/log/erp/application.log"
-    assert event.fields["log"]["offset"] == 4096
-    assert event.fields["log"]["level"] == "info"
-    assert event.fields["event"] == {
+    assert fields(event)["log"]["file"]["path"] == "/var/log/erp/application.log"
+    assert fields(event)["log"]["offset"] == 4096
+    assert fields(event)["log"]["level"] == "info"
+    assert fields(event)["event"] == {
         "dataset": "erp.application",
         "ingested": "2026-11-27T12:00:00.123Z",
     }
-    assert event.fields["host"] == {"name": "pod-1"}
+    assert fields(event)["host"] == {"name": "pod-1"}
     assert event.timestamp == datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
-    assert event.tags == []
+    assert tags(event) == []
 
 
 def test_invalid_utf8_is_replaced_and_tagged_not_fatal() -> None:
     event = process(
         b'{"level": "INFO", "message": "caf\xe9 \xff", "timestamp": "2026-11-27T10:00:00"}'
     )
-    assert "_invalid_utf8" in event.tags
-    assert event.fields["message"] == "caf\ufffd \ufffd"
+    assert "_invalid_utf8" in tags(event)
+    assert fields(event)["message"] == "caf\ufffd \ufffd"
 
 
 def test_truncated_line_is_tagged_and_still_shipped_whole_as_far_as_kept() -> None:
     event = process(b'{"level": "INFO", "mess', truncated=True)
-    assert event.tags == ["_line_truncated", "_jsonparsefailure", "_timestamp_inferred"]
-    assert event.fields["message"] == '{"level": "INFO", "mess'
+    assert tags(event) == ["_line_truncated", "_jsonparsefailure", "_timestamp_inferred"]
+    assert fields(event)["message"] == '{"level": "INFO", "mess'
 
 
 def test_nul_bytes_and_binary_garbage_do_not_crash() -> None:
     event = process(b"\x00\x01\x02\xfe\xfd binary \x00", parser="nginx")
-    assert "_nginxparsefailure" in event.tags and "_invalid_utf8" in event.tags
-    assert event.fields["message"].startswith("\x00\x01\x02")
+    assert "_nginxparsefailure" in tags(event) and "_invalid_utf8" in tags(event)
+    assert fields(event)["message"].startswith("\x00\x01\x02")
 
 
 DATED = b'{"timestamp": "2026-11-26T23:59:59", "level": "INFO", "message": "dated"}'
@@ -77,8 +89,8 @@ def test_undated_line_takes_the_time_of_the_line_before_it_in_the_same_file() ->
     processor(make_line(DATED, offset=0), NOW)
     event = processor(make_line(UNDATED, offset=100), NOW)
     assert event.timestamp == datetime(2026, 11, 26, 23, 59, 59, tzinfo=UTC)
-    assert event.fields["@timestamp"] == "2026-11-26T23:59:59.000000Z"
-    assert "_timestamp_inferred" in event.tags
+    assert fields(event)["@timestamp"] == "2026-11-26T23:59:59.000000Z"
+    assert "_timestamp_inferred" in tags(event)
 
 
 def test_undated_line_reread_after_restart_gets_the_same_time_from_the_checkpoint() -> None:
@@ -92,3 +104,67 @@ def test_undated_line_reread_after_restart_gets_the_same_time_from_the_checkpoin
     assert (
         processor(make_line(UNDATED, offset=0, gen=1), after_midnight).timestamp == after_midnight
     )
+
+
+def test_event_is_encoded_with_its_daily_index_and_deterministic_id() -> None:
+    line = make_line(DATED, offset=10)
+    event = make_processor()(line, NOW)
+    assert event.index == "erp-logs-2026.11.26"
+    assert event.doc_id == document_id(line)
+    # The same line read again (a restart) gets the same id; another offset another.
+    assert make_processor()(line, NOW).doc_id == event.doc_id
+    assert make_processor()(make_line(DATED, offset=11), NOW).doc_id != event.doc_id
+
+
+def test_a_chunk_processed_at_once_equals_its_lines_processed_one_by_one() -> None:
+    lines = [make_line(DATED, offset=0), make_line(UNDATED, offset=80), make_line(b"{", offset=99)]
+    together = make_processor().process(lines, NOW)
+    one_by_one = make_processor()
+    assert together == [one_by_one(line, NOW) for line in lines]
+
+
+def test_static_fields_spliced_as_bytes_equal_the_merged_document() -> None:
+    static = {"host": {"name": "pod-1"}, "service": {"environment": "prod"}}
+    config = InputConfig(paths=["/x"], parser="app_json", dataset="erp.application")
+    spliced = LineProcessor(config, Enricher(static), IndexNamer("erp-logs"))
+    # A document without any of the static sections gets them spliced in as bytes.
+    own = b'{"timestamp": "2026-11-27T10:00:00", "level": "INFO", "message": "m"}'
+    assert fields(spliced(make_line(own), NOW))["service"] == {"environment": "prod"}
+    assert fields(spliced(make_line(own), NOW))["host"] == {"name": "pod-1"}
+    enricher = Enricher(static)
+    doc = {"message": "m", "service": {"name": "erp"}}
+    enricher(doc)
+    assert doc["service"] == {"name": "erp", "environment": "prod"}
+    assert Enricher(static).encode({"message": "m", "service": {"name": "erp"}}) == (
+        b'{"message":"m","service":{"name":"erp","environment":"prod"},"host":{"name":"pod-1"}}'
+    )
+    assert (
+        Enricher(static).encode({}) == b'{"host":{"name":"pod-1"},"service":{"environment":"prod"}}'
+    )
+
+
+def test_only_events_at_an_alert_level_keep_their_fields_for_the_alert_rules() -> None:
+    config = InputConfig(paths=["/x"], parser="app_json", dataset="erp.application")
+    enricher = Enricher({"host": {"name": "pod-1"}})
+    processor = LineProcessor(
+        config, enricher, IndexNamer("erp-logs"), alert_levels=frozenset({"error"})
+    )
+    error = b'{"timestamp": "2026-11-27T10:00:00", "level": "ERROR", "message": "boom"}'
+    info = b'{"timestamp": "2026-11-27T10:00:00", "level": "INFO", "message": "fine"}'
+    alerting, quiet = processor.process([make_line(error), make_line(info, offset=90)], NOW)
+    assert quiet.alert is None
+    assert alerting.alert is not None
+    assert alerting.alert["message"] == "boom"
+    assert alerting.alert["host"] == {"name": "pod-1"}  # enriched, as the e-mail shows it
+    assert alerting.document() == alerting.alert
+
+
+def test_static_tags_are_kept_when_an_event_has_tags_of_its_own() -> None:
+    config = InputConfig(paths=["/x"], parser="app_json", dataset="erp.application")
+    processor = LineProcessor(config, Enricher({"tags": ["erp"]}), IndexNamer("erp-logs"))
+    assert tags(processor(make_line(b"not json"), NOW)) == [
+        "erp",
+        "_jsonparsefailure",
+        "_timestamp_inferred",
+    ]
+    assert tags(processor(make_line(DATED), NOW)) == ["erp"]

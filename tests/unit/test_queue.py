@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
+
 from logpipe.event import Event, Line
-from logpipe.queue import EventQueue
+from logpipe.queue import BatchSizer, EventQueue
 
 
 def event(size: int = 10) -> Event:
-    return Event({}, Line("f", 0, "/p", 0, size + 1, b"x" * size, "in"))
+    return Event(Line("f", 0, "/p", 0, size + 1, b"x" * size, "in"), "i", "id", b"x" * size)
 
 
 async def test_in_flight_batch_counts_against_the_budget_until_released() -> None:
@@ -111,3 +113,35 @@ async def test_two_readers_blocked_on_the_budget_do_not_wake_each_other_in_a_loo
     for _ in range(3):
         await queue.release(await queue.get_batch(1, 1 << 20, 0.0))
     await asyncio.wait_for(asyncio.gather(first, second), 1)
+
+
+async def test_put_some_takes_what_fits_and_a_cancelled_wait_takes_nothing() -> None:
+    queue = EventQueue(max_events=3, max_bytes=1 << 20)
+    events = [event() for _ in range(5)]
+    assert await queue.put_some(events) == 3
+    assert (len(queue), queue.held) == (3, 3)
+    waiting = asyncio.create_task(queue.put_some(events, 3))
+    await asyncio.sleep(0.05)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    assert len(queue) == 3
+    await queue.release(await queue.get_batch(2, 1 << 20, 0.0))
+    assert await queue.put_some(events, 3) == 2
+    assert await queue.put_some(events, 5) == 0
+
+
+def test_batch_size_grows_under_a_backlog_and_shrinks_when_caught_up() -> None:
+    sizer = BatchSizer(2000, 5 << 20, 8000, 8 << 20)
+    assert (sizer.max_events, sizer.max_bytes) == (2000, 5 << 20)
+    sizer.observe(2000, still_queued=5000)
+    assert (sizer.max_events, sizer.max_bytes) == (4000, 8 << 20)  # bytes capped
+    sizer.observe(4000, still_queued=5000)
+    sizer.observe(8000, still_queued=5000)
+    assert sizer.max_events == 8000  # the ceiling holds however long the backlog
+    sizer.observe(5000, still_queued=0)  # more than half full: stay
+    assert sizer.max_events == 8000
+    sizer.observe(100, still_queued=0)
+    sizer.observe(100, still_queued=0)
+    sizer.observe(100, still_queued=0)
+    assert (sizer.max_events, sizer.max_bytes) == (2000, 5 << 20)

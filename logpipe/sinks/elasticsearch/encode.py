@@ -5,18 +5,20 @@ Nothing here touches the network or the clock; the sink passes "now" in.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
-from dataclasses import dataclass
-from datetime import datetime, tzinfo
+from binascii import b2a_base64
+from datetime import UTC, datetime, tzinfo
 from importlib import resources
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import orjson
+from logpipe.event import Event, Line, encode_source
 
-from logpipe.event import Event, Line
+__all__ = ["IdMaker", "IndexNamer", "bulk_body", "document_id", "encode_source", "index_template"]
+
+
+_URLSAFE = bytes.maketrans(b"+/", b"-_")
 
 
 def document_id(line: Line) -> str:
@@ -28,10 +30,33 @@ def document_id(line: Line) -> str:
     different line written at a reused offset (after copytruncate) gets a new id
     instead of being mistaken for one already delivered.
     """
-    digest = hashlib.blake2b(digest_size=16)
-    digest.update(f"{line.file_id}\0{line.generation}\0{line.offset}\0".encode())
-    digest.update(line.raw)
-    return base64.urlsafe_b64encode(digest.digest()).rstrip(b"=").decode("ascii")
+    return IdMaker().make(line)
+
+
+class IdMaker:
+    """:func:`document_id`, with the per-file part of the hash computed once per file.
+
+    Lines of one file arrive in runs, so the hash state after the file's id and
+    generation is kept and copied for each line (``copy()`` is cheaper than
+    hashing the prefix again).
+    """
+
+    __slots__ = ("_key", "_prefix")
+
+    def __init__(self) -> None:
+        self._key: tuple[str, int] | None = None
+        self._prefix = hashlib.blake2b(digest_size=16)
+
+    def make(self, line: Line) -> str:
+        key = (line.file_id, line.generation)
+        if key != self._key:
+            self._key = key
+            self._prefix = hashlib.blake2b(f"{key[0]}\0{key[1]}\0".encode(), digest_size=16)
+        digest = self._prefix.copy()
+        digest.update(b"%d\0" % line.offset)
+        digest.update(line.raw)
+        # urlsafe_b64encode, minus a Python call; 22 characters, padding dropped.
+        return b2a_base64(digest.digest(), newline=False)[:22].translate(_URLSAFE).decode()
 
 
 class IndexNamer:
@@ -44,11 +69,13 @@ class IndexNamer:
     def __init__(self, prefix: str, timezone: str = "UTC") -> None:
         self._prefix = prefix
         self._tz: tzinfo = ZoneInfo(timezone)
+        self._utc = timezone in ("UTC", "Etc/UTC")
         self._cache: dict[tuple[int, int, int], str] = {}
 
     def name(self, when: datetime) -> str:
         """Index for an aware ``when``."""
-        local = when.astimezone(self._tz)
+        # The parsers hand over UTC datetimes: no conversion needed for UTC days.
+        local = when if self._utc and when.tzinfo is UTC else when.astimezone(self._tz)
         key = (local.year, local.month, local.day)
         name = self._cache.get(key)
         if name is None:
@@ -59,41 +86,15 @@ class IndexNamer:
         return name
 
 
-@dataclass(slots=True)
-class BulkItem:
-    """One event encoded for the bulk API; ``source`` is the serialised document."""
-
-    event: Event
-    index: str
-    doc_id: str
-    source: bytes
-    repairs: int = 0
-
-
-def encode_item(event: Event, index: str) -> BulkItem:
-    """Serialise ``event``, merging its tags into the document (once: they move there)."""
-    doc = event.fields
-    if event.tags:
-        existing = doc.get("tags")
-        doc["tags"] = [*existing, *event.tags] if isinstance(existing, list) else event.tags
-        event.tags = []
-    return BulkItem(event, index, document_id(event.line), encode_source(doc))
-
-
-def encode_source(doc: dict[str, Any]) -> bytes:
-    """The JSON bytes of one document (values orjson cannot encode become strings)."""
-    return orjson.dumps(doc, default=str)
-
-
-def bulk_body(items: list[BulkItem]) -> bytes:
-    """The NDJSON body for ``items``, every one as ``create`` with its own id."""
+def bulk_body(events: list[Event]) -> bytes:
+    """The NDJSON body for ``events``, every one as ``create`` with its own id."""
     parts: list[bytes] = []
-    for item in items:
-        parts.append(
-            b'{"create":{"_index":"%s","_id":"%s"}}\n' % (item.index.encode(), item.doc_id.encode())
-        )
-        parts.append(item.source)
-        parts.append(b"\n")
+    append = parts.append
+    action = b'{"create":{"_index":"%s","_id":"%s"}}\n'
+    for event in events:
+        append(action % (event.index.encode(), event.doc_id.encode()))
+        append(event.source)
+        append(b"\n")
     return b"".join(parts)
 
 

@@ -15,13 +15,13 @@ import random
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from elastic_transport import ConnectionError as TransportConnectionError
 from elastic_transport import ConnectionTimeout, TransportError
 from elasticsearch import ApiError, AsyncElasticsearch
-from elasticsearch.serializer import OrjsonSerializer
+from elasticsearch.serializer import NdjsonSerializer, OrjsonSerializer
 
 from logpipe.config import ElasticsearchConfig
 from logpipe.errors import DeliveryError, FatalSinkError, RetryableSinkError
@@ -29,10 +29,7 @@ from logpipe.event import Event
 from logpipe.sinks.deadletter import DeadLetterFile
 from logpipe.sinks.elasticsearch.classify import Outcome, classify_response
 from logpipe.sinks.elasticsearch.encode import (
-    BulkItem,
-    IndexNamer,
     bulk_body,
-    encode_item,
     encode_source,
     index_template,
     retry_delay,
@@ -46,6 +43,8 @@ from logpipe.sinks.elasticsearch.repair import (
 
 log = logging.getLogger("logpipe.elasticsearch")
 
+_BULK_FILTER = ["errors", "items.*.status", "items.*.error"]
+
 
 @dataclass(slots=True)
 class SinkStats:
@@ -57,13 +56,36 @@ class SinkStats:
     failed_requests: int = 0
 
 
+class _BulkBodySerializer(NdjsonSerializer):
+    """NDJSON that passes a prebuilt body through as it is.
+
+    The stock serializer copies even a ``bytes`` body twice (into a bytearray,
+    then back to bytes): for a multi-megabyte bulk request that is memory and
+    time spent for nothing. Anything else is encoded with orjson.
+    """
+
+    def dumps(self, data: Any) -> bytes:
+        if isinstance(data, bytes) and data.endswith(b"\n"):
+            return data
+        return super().dumps(data)
+
+    def json_dumps(self, data: Any) -> bytes:
+        return orjson.dumps(data, default=self.default)
+
+    def json_loads(self, data: bytes) -> Any:
+        return orjson.loads(data)
+
+
 def make_client(config: ElasticsearchConfig) -> AsyncElasticsearch:
     """An async client with logpipe's own retry policy (the client's is off)."""
     kwargs: dict[str, Any] = {
         "request_timeout": config.request_timeout_seconds,
         "max_retries": 0,
         "retry_on_timeout": False,
-        "serializer": OrjsonSerializer(),
+        "serializers": {
+            OrjsonSerializer.mimetype: OrjsonSerializer(),
+            _BulkBodySerializer.mimetype: _BulkBodySerializer(),
+        },
         "http_compress": False,
     }
     if config.api_key is not None:
@@ -88,13 +110,12 @@ class ElasticsearchSink:
         config: ElasticsearchConfig,
         dead_letters: DeadLetterFile,
         *,
-        on_created: Callable[[Event], None] | None = None,
+        on_created: Callable[[list[Event]], None] | None = None,
         client: AsyncElasticsearch | None = None,
     ) -> None:
         self._config = config
         self._client = client or make_client(config)
         self._dead_letters = dead_letters
-        self._namer = IndexNamer(config.index_prefix, config.index_timezone)
         self._on_created = on_created
         self._rng = random.Random()
         self.stats = SinkStats()
@@ -140,14 +161,9 @@ class ElasticsearchSink:
     async def close(self) -> None:
         await self._client.close()
 
-    async def send(self, events: list[Event], now: datetime | None = None) -> None:
+    async def send(self, events: list[Event]) -> None:
         """Deliver ``events``; return only when each is created, a duplicate, or dead-lettered."""
-        ingested = now or datetime.now(UTC)
-        await self.send_items([self._encode(event, ingested) for event in events])
-
-    async def send_items(self, items: list[BulkItem]) -> None:
-        """Deliver encoded ``items`` (each with its own index and id) until all settle."""
-        pending = items
+        pending = events
         attempt = 0
         while pending:
             try:
@@ -169,34 +185,42 @@ class ElasticsearchSink:
                 await self._backoff(attempt, f"{len(retry)} items answered 429/5xx")
                 attempt += 1
 
-    def _encode(self, event: Event, ingested: datetime) -> BulkItem:
-        when = event.timestamp or ingested
-        return encode_item(event, self._namer.name(when))
-
-    async def _bulk(self, items: list[BulkItem]) -> dict[str, Any]:
+    async def _bulk(self, items: list[Event]) -> dict[str, Any]:
         async def request() -> dict[str, Any]:
             # A prebuilt NDJSON body: the client's serializer passes bytes through.
             body: Any = bulk_body(items)
-            resp = await self._client.bulk(operations=body)
+            # Only what classification reads: a full answer repeats index, id,
+            # version and shards per item, and decoding it costs more than the request.
+            resp = await self._client.bulk(operations=body, filter_path=_BULK_FILTER)
             return dict(resp.body)
 
         result: dict[str, Any] = await self._call(request)
         return result
 
     def _settle(
-        self, items: list[BulkItem], response: dict[str, Any]
-    ) -> tuple[list[BulkItem], list[BulkItem]]:
+        self, items: list[Event], response: dict[str, Any]
+    ) -> tuple[list[Event], list[Event]]:
         """Account for each answered item; return (to retry later, repaired to resend)."""
+        answered = response.get("items")
+        if (
+            response.get("errors") is False
+            and isinstance(answered, list)
+            and len(answered) == len(items)
+        ):
+            # Every item created (a 409 or any failure sets "errors"): the common case.
+            self.stats.created += len(items)
+            self._created(items)
+            return [], []
         classified = classify_response(response, len(items))
-        retry: list[BulkItem] = []
-        repaired: list[BulkItem] = []
-        rejected: list[tuple[BulkItem, str]] = []
+        created: list[Event] = []
+        retry: list[Event] = []
+        repaired: list[Event] = []
+        rejected: list[tuple[Event, str]] = []
         for item, outcome, reason in zip(
             items, classified.outcomes, classified.reasons, strict=True
         ):
             if outcome is Outcome.CREATED:
-                self.stats.created += 1
-                self._created(item)
+                created.append(item)
             elif outcome is Outcome.DUPLICATE:
                 self.stats.duplicates += 1
             elif outcome is Outcome.RETRY:
@@ -205,6 +229,8 @@ class ElasticsearchSink:
                 repaired.append(item)
             else:
                 rejected.append((item, reason or "rejected"))
+        self.stats.created += len(created)
+        self._created(created)
         if rejected:
             try:
                 self._dead_letters.write([self._dead_letter_entry(i, r) for i, r in rejected])
@@ -214,24 +240,23 @@ class ElasticsearchSink:
                 log.error("dead_letter_write_failed", extra={"reason": str(exc)})
                 return retry + [item for item, _ in rejected], repaired
             self.stats.dead_lettered += len(rejected)
-            for item, _ in rejected:
-                # The event is real even if its document was refused: alert on it.
-                self._created(item)
+            # The events are real even if their documents were refused: alert on them.
+            self._created([item for item, _ in rejected])
         return retry, repaired
 
-    def _created(self, item: BulkItem) -> None:
-        if self._on_created is not None:
-            self._on_created(item.event)
+    def _created(self, items: list[Event]) -> None:
+        if self._on_created is not None and items:
+            self._on_created(items)
 
-    def _repair(self, item: BulkItem, reason: str) -> bool:
+    def _repair(self, item: Event, reason: str) -> bool:
         """Re-encode a mapping-conflict rejection in a safe form; False if out of options."""
         if not is_mapping_conflict(reason) or item.repairs > MAX_FIELD_REPAIRS:
             return False
-        doc = item.event.fields
+        doc = item.document()
         if item.repairs < MAX_FIELD_REPAIRS and move_conflicting_field(doc, reason):
             item.repairs += 1
         else:
-            item.event.fields = doc = safe_core(doc, reason)
+            doc = safe_core(doc, reason)
             item.repairs = MAX_FIELD_REPAIRS + 1
         item.source = encode_source(doc)
         self.stats.repaired += 1
@@ -239,15 +264,15 @@ class ElasticsearchSink:
         return True
 
     @staticmethod
-    def _dead_letter_entry(item: BulkItem, reason: str) -> dict[str, Any]:
-        line = item.event.line
+    def _dead_letter_entry(item: Event, reason: str) -> dict[str, Any]:
+        line = item.line
         return {
             "reason": reason,
             "index": item.index,
             "id": item.doc_id,
             "file": line.path,
             "offset": line.offset,
-            "document": item.event.fields,
+            "document": item.document(),
         }
 
     async def _backoff(self, attempt: int, why: str) -> None:

@@ -11,10 +11,10 @@ import pytest
 
 from logpipe.event import Event, Line
 from logpipe.sinks.elasticsearch.encode import (
+    IdMaker,
     IndexNamer,
     bulk_body,
     document_id,
-    encode_item,
     index_template,
     retry_delay,
 )
@@ -77,17 +77,30 @@ def test_different_line_never_reuses_an_id(other: Line) -> None:
 
 def test_bulk_body_is_ndjson_with_create_and_own_ids() -> None:
     events = [
-        Event({"message": "a"}, line(b"a", offset=0), ["_x"]),
-        Event({"message": "b", "tags": ["t"]}, line(b"b", offset=2)),
+        Event(line(b"a", offset=0), "erp-logs-2026.11.27", "id-a", b'{"message":"a"}'),
+        Event(line(b"b", offset=2), "erp-logs-2026.11.28", "id-b", b'{"message":"b"}'),
     ]
-    items = [encode_item(e, "erp-logs-2026.11.27") for e in events]
-    lines = bulk_body(items).split(b"\n")
+    lines = bulk_body(events).split(b"\n")
     assert lines[-1] == b""
     action, doc, action2, doc2 = (orjson.loads(x) for x in lines[:-1])
-    assert action == {"create": {"_index": "erp-logs-2026.11.27", "_id": items[0].doc_id}}
-    assert doc == {"message": "a", "tags": ["_x"]}
-    assert action2["create"]["_id"] == items[1].doc_id != items[0].doc_id
-    assert doc2 == {"message": "b", "tags": ["t"]}
+    assert action == {"create": {"_index": "erp-logs-2026.11.27", "_id": "id-a"}}
+    assert doc == {"message": "a"}
+    assert action2 == {"create": {"_index": "erp-logs-2026.11.28", "_id": "id-b"}}
+    assert doc2 == {"message": "b"}
+
+
+def test_id_maker_reusing_a_files_hash_prefix_gives_the_same_ids_as_document_id() -> None:
+    maker = IdMaker()
+    lines = [
+        line(b"hello", offset=10),
+        line(b"world", offset=16),
+        line(b"hello", offset=10, generation=1),
+        line(b"hello", offset=10, file_id="1:3:ab"),
+        line(b"hello", offset=10),
+    ]
+    ids = [maker.make(x) for x in lines]
+    assert ids == [document_id(x) for x in lines]
+    assert len(set(ids)) == 4 and len(ids[0]) == 22
 
 
 def test_template_covers_the_prefix_and_maps_kibana_fields() -> None:

@@ -9,7 +9,7 @@ import pytest
 
 from logpipe.checkpoints import CheckpointStore
 from logpipe.sources.tail import Tailer
-from tests.unit.sources.helpers import Collector, MakeTailer
+from tests.unit.sources.helpers import Collector, MakeTailer, one_by_one
 
 
 @pytest.fixture
@@ -36,7 +36,8 @@ def make_tailer(logs: Path, store: CheckpointStore, collector: Collector) -> Ite
 
     def make(patterns: list[str] | None = None, **kwargs: object) -> Tailer:
         kwargs.setdefault("poll_interval", 0.05)
-        emit = kwargs.pop("emit", collector)
+        # A test's own emit takes one line at a time.
+        emit = one_by_one(kwargs.pop("emit")) if "emit" in kwargs else collector  # type: ignore[arg-type]
         pattern = [str(logs / "*.log")]
         tailer = Tailer("app", patterns or pattern, store, emit, **kwargs)  # type: ignore[arg-type]
         tailers.append(tailer)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 
 from logpipe.checkpoints import CheckpointStore
 from logpipe.event import Line
-from logpipe.sources.tail import Tailer
+from logpipe.sources.tail import Emit, Tailer
 
 MakeTailer = Callable[..., Tailer]
 
@@ -22,8 +23,9 @@ class Collector:
         self.lines: list[Line] = []
         self._changed = asyncio.Event()
 
-    async def __call__(self, line: Line) -> None:
-        self.lines.append(line)
+    async def __call__(self, lines: deque[Line]) -> None:
+        while lines:
+            self.lines.append(lines.popleft())
         self._changed.set()
 
     @property
@@ -37,6 +39,17 @@ class Collector:
                 await self._changed.wait()
 
         await asyncio.wait_for(until(), TIMEOUT)
+
+
+def one_by_one(put: Callable[[Line], Awaitable[object]]) -> Emit:
+    """An emit that hands lines to ``put`` one at a time (the pipeline takes a chunk)."""
+
+    async def emit(lines: deque[Line]) -> None:
+        while lines:
+            await put(lines[0])
+            lines.popleft()
+
+    return emit
 
 
 def append(path: Path, data: bytes) -> None:

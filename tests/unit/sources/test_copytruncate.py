@@ -69,7 +69,7 @@ async def test_truncation_without_a_copy_counts_the_bytes_known_lost(
         if line.raw == b"bbbb" and not sink_stalled.is_set():
             sink_stalled.set()
             await asyncio.Event().wait()  # the queue is full: reading pauses here
-        await collector(line)
+        collector.lines.append(line)
 
     tailer = make_tailer(emit=emit, read_chunk=5)
     reader = asyncio.create_task(tailer.read_available())

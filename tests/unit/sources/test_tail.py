@@ -329,7 +329,7 @@ async def test_stop_is_honoured_between_chunks(
     stop = asyncio.Event()
 
     async def emit(line: Line) -> None:
-        await collector(line)
+        collector.lines.append(line)
         stop.set()
 
     tailer = make_tailer(emit=emit, read_chunk=1024)

@@ -34,29 +34,27 @@ def document_id(line: Line) -> str:
 
 
 class IdMaker:
-    """:func:`document_id`, with the per-file part of the hash computed once per file.
+    """:func:`document_id`, with the per-file part of the key encoded once per file.
 
-    Lines of one file arrive in runs, so the hash state after the file's id and
-    generation is kept and copied for each line (``copy()`` is cheaper than
-    hashing the prefix again).
+    Lines of one file arrive in runs, so the encoded file id and generation are
+    kept, and each line costs one formatting and one hash call.
     """
 
     __slots__ = ("_key", "_prefix")
 
     def __init__(self) -> None:
         self._key: tuple[str, int] | None = None
-        self._prefix = hashlib.blake2b(digest_size=16)
+        self._prefix = b""
 
     def make(self, line: Line) -> str:
         key = (line.file_id, line.generation)
         if key != self._key:
             self._key = key
-            self._prefix = hashlib.blake2b(f"{key[0]}\0{key[1]}\0".encode(), digest_size=16)
-        digest = self._prefix.copy()
-        digest.update(b"%d\0" % line.offset)
-        digest.update(line.raw)
+            self._prefix = f"{key[0]}\0{key[1]}\0".encode()
+        data = b"%b%d\0%b" % (self._prefix, line.offset, line.raw)
+        digest = hashlib.blake2b(data, digest_size=16).digest()
         # urlsafe_b64encode, minus a Python call; 22 characters, padding dropped.
-        return b2a_base64(digest.digest(), newline=False)[:22].translate(_URLSAFE).decode()
+        return b2a_base64(digest, newline=False)[:22].translate(_URLSAFE).decode()
 
 
 class IndexNamer:

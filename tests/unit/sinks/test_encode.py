@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -89,7 +91,15 @@ def test_bulk_body_is_ndjson_with_create_and_own_ids() -> None:
     assert doc2 == {"message": "b"}
 
 
-def test_id_maker_reusing_a_files_hash_prefix_gives_the_same_ids_as_document_id() -> None:
+def spec_id(line: Line) -> str:
+    """The id as specified (and as every earlier version computed it): an upgrade that
+    changed it would re-index, under new ids, the lines it re-reads."""
+    key = f"{line.file_id}\0{line.generation}\0{line.offset}\0".encode() + line.raw
+    digest = hashlib.blake2b(key, digest_size=16).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def test_ids_keep_their_specified_value_line_after_line_and_file_after_file() -> None:
     maker = IdMaker()
     lines = [
         line(b"hello", offset=10),
@@ -99,8 +109,9 @@ def test_id_maker_reusing_a_files_hash_prefix_gives_the_same_ids_as_document_id(
         line(b"hello", offset=10),
     ]
     ids = [maker.make(x) for x in lines]
-    assert ids == [document_id(x) for x in lines]
+    assert ids == [spec_id(x) for x in lines] == [document_id(x) for x in lines]
     assert len(set(ids)) == 4 and len(ids[0]) == 22
+    assert document_id(line(b"hello", offset=10)) == "4-o_VDRDWgWnLC7-tmEdqg"
 
 
 def test_template_covers_the_prefix_and_maps_kibana_fields() -> None:

@@ -57,7 +57,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
-from report import Spread, append_results, machine
+from report import Spread, machine, publish
 from servers import BenchError, null_server, request
 from workload import SEED, app_lines
 
@@ -514,10 +514,7 @@ def main(argv: list[str] | None = None) -> None:
         "at exit (median per run): " + ", ".join(f"{k} {v:.0f}" for k, v in left.items())
     )
     text = section(command.strip(), settings, results, args.runs)
-    print("\n" + text)
-    if not args.no_record:
-        append_results(args.results, text)
-        print(f"appended to {args.results}")
+    publish(text, args.results, record=not args.no_record)
 
 
 if __name__ == "__main__":

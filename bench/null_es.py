@@ -16,8 +16,22 @@ API for a shipper to run against it:
 - ``POST /_bulk`` and ``POST /<index>/_bulk``: every item answered 201. The
   body is parsed only as far as the answer needs: action lines are every other
   line, and only they are decoded (for ``_index`` and ``_id``);
-- ``GET /_null/stats``: ``{"requests": ..., "bulk_requests": ..., "docs": ...}``
-  since start, so a benchmark can check that everything arrived.
+- ``GET /_null/stats``: ``{"requests": ..., "bulk_requests": ..., "docs": ...,
+  "refused_bulk_requests": ..., "down": ...}`` since start, so a benchmark can
+  check that everything arrived.
+
+For the benchmarks that need them (bench/latency.py, bench/memory.py):
+
+- ``POST /_null/down`` and ``POST /_null/up`` (or ``--down`` at start): while
+  down, every bulk request is answered 503 (Elasticsearch's error shape) and
+  counted in ``refused_bulk_requests``, not in ``docs``; the info and template
+  endpoints keep answering, as a cluster that lost its shards does;
+- ``--record-field NAME``: for every document of every accepted bulk request
+  whose source holds the integer field ``"NAME": <int>`` (at any depth), record
+  the wall-clock time (``time.time()``) the request was answered and that
+  integer. ``GET /_null/arrivals?from=I`` returns them in arrival order, a page
+  at a time: ``{"field": NAME, "total": N, "next": J, "arrivals": [[t, n], ...]}``.
+  A document sent twice (a retried request) is recorded twice.
 
 Anything else is answered 404 in Elasticsearch's error shape. ``create``,
 ``index`` and ``update`` actions are assumed to be followed by a source line
@@ -31,9 +45,13 @@ import asyncio
 import contextlib
 import gzip
 import itertools
+import re
 import signal
+import time
+from array import array
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from urllib.parse import parse_qs
 
 import orjson
 
@@ -56,8 +74,15 @@ INFO = orjson.dumps(
     }
 )
 ACKNOWLEDGED = b'{"acknowledged":true}'
-REASONS = {200: b"OK", 201: b"Created", 400: b"Bad Request", 404: b"Not Found"}
+REASONS = {
+    200: b"OK",
+    201: b"Created",
+    400: b"Bad Request",
+    404: b"Not Found",
+    503: b"Service Unavailable",
+}
 MAX_HEADER_BYTES = 64 * 1024
+ARRIVALS_PAGE = 100_000
 
 
 @dataclass(slots=True)
@@ -65,6 +90,7 @@ class Stats:
     requests: int = 0
     bulk_requests: int = 0
     docs: int = 0
+    refused_bulk_requests: int = 0
 
 
 @dataclass(slots=True)
@@ -97,11 +123,45 @@ def bulk_response(body: bytes, default_index: str | None) -> tuple[bytes, int]:
     return answer, len(items)
 
 
+def unavailable() -> bytes:
+    """An Elasticsearch-shaped 503 body (what a cluster without its shards answers)."""
+    cause = {"type": "unavailable_shards_exception", "reason": "null-es is down (bench)"}
+    return orjson.dumps({"error": {"root_cause": [cause], **cause}, "status": 503})
+
+
+class Arrivals:
+    """When each document carrying an integer ``field`` was acknowledged, in order.
+
+    Only the source lines are searched, with one regular expression over the
+    whole body (``"field": <int>``), so recording costs little even at tens of
+    thousands of documents a second.
+    """
+
+    def __init__(self, field: str) -> None:
+        self.field = field
+        self._pattern = re.compile(rb'"' + re.escape(field.encode()) + rb'":\s*(-?\d+)')
+        self.times = array("d")
+        self.values = array("q")
+
+    def record(self, body: bytes, at: float) -> None:
+        found = [int(n) for n in self._pattern.findall(body)]
+        self.values.extend(found)
+        self.times.extend([at] * len(found))
+
+    def page(self, start: int) -> bytes:
+        stop = min(len(self.values), start + ARRIVALS_PAGE)
+        pairs = [[self.times[i], self.values[i]] for i in range(start, stop)]
+        total = len(self.values)
+        return orjson.dumps({"field": self.field, "total": total, "next": stop, "arrivals": pairs})
+
+
 class NullElasticsearch:
     """Routes parsed requests to canned answers and counts what it was sent."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, down: bool = False, record_field: str | None = None) -> None:
         self.stats = Stats()
+        self.down = down
+        self.arrivals = Arrivals(record_field) if record_field else None
 
     def answer(self, request: Request) -> tuple[int, bytes]:
         """Status and JSON body for ``request``."""
@@ -110,15 +170,26 @@ class NullElasticsearch:
         if path == "/" and method in ("GET", "HEAD"):
             return 200, INFO
         if path.endswith("/_bulk") and method in ("POST", "PUT"):
+            if self.down:
+                self.stats.refused_bulk_requests += 1
+                return 503, unavailable()
             index = path[1:].split("/", 1)[0] if path != "/_bulk" else None
             answer, count = bulk_response(request.body, index)
             self.stats.bulk_requests += 1
             self.stats.docs += count
+            if self.arrivals is not None:
+                self.arrivals.record(request.body, time.time())
             return 200, answer
         if path.startswith("/_index_template/"):
             if method == "PUT":
                 return 200, ACKNOWLEDGED
             return 404, not_found(f"index template matching [{path[17:]}]")
+        if path.startswith("/_null/"):
+            return self._control(method, path, request.path)
+        return 404, not_found(f"[{method} {path}]")
+
+    def _control(self, method: str, path: str, full_path: str) -> tuple[int, bytes]:
+        """The benchmark's own endpoints under ``/_null/``."""
         if path == "/_null/stats":
             stats = self.stats
             return 200, orjson.dumps(
@@ -126,8 +197,16 @@ class NullElasticsearch:
                     "requests": stats.requests,
                     "bulk_requests": stats.bulk_requests,
                     "docs": stats.docs,
+                    "refused_bulk_requests": stats.refused_bulk_requests,
+                    "down": self.down,
                 }
             )
+        if path in ("/_null/down", "/_null/up") and method == "POST":
+            self.down = path == "/_null/down"
+            return 200, ACKNOWLEDGED
+        if path == "/_null/arrivals" and method == "GET" and self.arrivals is not None:
+            query = parse_qs(full_path.partition("?")[2])
+            return 200, self.arrivals.page(int(query.get("from", ["0"])[0]))
         return 404, not_found(f"[{method} {path}]")
 
 
@@ -201,9 +280,9 @@ def make_handler(app: NullElasticsearch) -> Handler:
     return handle
 
 
-async def serve(host: str, port: int) -> None:
+async def serve(host: str, port: int, *, down: bool = False, record: str | None = None) -> None:
     """Serve until SIGTERM or SIGINT."""
-    app = NullElasticsearch()
+    app = NullElasticsearch(down=down, record_field=record)
     server = await asyncio.start_server(make_handler(app), host, port, limit=MAX_HEADER_BYTES)
     bound = server.sockets[0].getsockname()[1]
     print(f"null-es listening on http://{host}:{bound}", flush=True)
@@ -219,8 +298,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port (printed)")
+    parser.add_argument("--down", action="store_true", help="start answering bulk with 503")
+    parser.add_argument(
+        "--record-field",
+        default=None,
+        metavar="NAME",
+        help="record the arrival time of every document with an integer field NAME",
+    )
     args = parser.parse_args()
-    asyncio.run(serve(args.host, args.port))
+    asyncio.run(serve(args.host, args.port, down=args.down, record=args.record_field))
 
 
 if __name__ == "__main__":

@@ -163,3 +163,11 @@ def append_results(path: Path, text: str) -> None:
         path.write_text("# Benchmark results\n\nAppended by `bench/run.py`; newest last.\n")
     with path.open("a", encoding="utf-8") as out:
         out.write("\n" + text)
+
+
+def publish(text: str, results: Path, record: bool) -> None:
+    """Print a finished section and, unless ``record`` is off, append it to ``results``."""
+    print("\n" + text)
+    if record:
+        append_results(results, text)
+        print(f"appended to {results}")

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import orjson
 from baseline import BulkPoster, bulk_bodies, documents
-from report import Measurement, Row, append_results, section
+from report import Measurement, Row, publish, section
 from servers import BenchError, indexed_total, noida_server, null_server, request
 from workload import Workload, write_workload
 
@@ -350,10 +350,7 @@ def main(argv: list[str] | None = None) -> None:
         f"baseline and server ceiling: {BATCH} docs per request (and {BATCH_LARGE})"
     )
     text = section(command.strip(), settings, rows, notes)
-    print("\n" + text)
-    if not args.no_record:
-        append_results(args.results, text)
-        print(f"appended to {args.results}")
+    publish(text, args.results, record=not args.no_record)
 
 
 def null_extras(

@@ -12,8 +12,9 @@ import http.client
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -40,11 +41,18 @@ def request(url: str, method: str, path: str, body: bytes | None = None) -> tupl
 
 
 @contextlib.contextmanager
-def null_server(workdir: Path) -> Iterator[str]:
-    """bench/null_es.py in its own process; yields its URL."""
-    port = free_port()
-    log = (workdir / "null_es.log").open("wb")
-    argv = [sys.executable, str(BENCH / "null_es.py"), "--port", str(port)]
+def null_server(
+    workdir: Path, port: int | None = None, options: Sequence[str] = ()
+) -> Iterator[str]:
+    """bench/null_es.py in its own process; yields its URL.
+
+    ``port``: a given port (to bring a server back where a client expects it),
+    else a free one; ``options``: more of null_es.py's flags (``--down``,
+    ``--record-field NAME``).
+    """
+    port = port or free_port()
+    log = (workdir / "null_es.log").open("ab")
+    argv = [sys.executable, str(BENCH / "null_es.py"), "--port", str(port), *options]
     proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -74,6 +82,12 @@ def noida_server(workdir: Path) -> Iterator[str]:
     """A fresh noida-db (its own data dir); yields its URL."""
     with NoidaServer(workdir / "noida") as server:
         yield server.url
+
+
+def null_stats(url: str) -> dict[str, Any]:
+    """The null server's counters (``/_null/stats``)."""
+    stats: dict[str, Any] = orjson.loads(request(url, "GET", "/_null/stats")[1])
+    return stats
 
 
 def indexed_total(sink: str, url: str) -> int:

@@ -5,13 +5,20 @@
 - the workload is deterministic and shaped as documented;
 - the null server satisfies the official Elasticsearch client;
 - the baseline writes the same ECS field names as logpipe for the same lines,
-  so "logpipe vs baseline" compares the same output.
+  so "logpipe vs baseline" compares the same output;
+- the pieces of the sidecar benchmarks (latency.py, memory.py, idle.py,
+  startup.py): the latency arithmetic, the rate writer, null_es's arrival
+  record and down switch, the /proc readers, the backlog writer.
 """
 
 from __future__ import annotations
 
+import contextlib
+import math
+import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,13 +26,25 @@ from typing import Any
 import orjson
 import pytest
 from baseline import documents
+from livelog import (
+    LineMaker,
+    Writer,
+    first_arrivals,
+    latencies_from_arrivals,
+    latencies_from_polls,
+    percentile,
+)
+from memory import parse_size, quarter_peaks, write_backlog
 from servers import request
+from sidecar import RssSampler, context_switches, cpu_seconds, hwm_kib, rss_kib
+from startup import import_costs
 from workload import access_lines, app_lines, write_workload
 
 from logpipe.config import EnrichConfig, InputConfig
 from logpipe.devservers import free_port
 from logpipe.enrich.static import Enricher, static_fields
 from logpipe.event import Line
+from logpipe.parsers.app_json import make_app_json_parser
 from logpipe.process import LineProcessor
 from logpipe.sinks.elasticsearch.encode import IndexNamer
 
@@ -53,10 +72,10 @@ def test_empty_workload_writes_empty_files(tmp_path: Path) -> None:
     assert empty.app_log.read_bytes() == empty.access_log.read_bytes() == b""
 
 
-@pytest.fixture
-def null_es_url() -> Iterator[str]:
+@contextlib.contextmanager
+def _null_es(*options: str) -> Iterator[str]:
     port = free_port()
-    argv = [sys.executable, str(BENCH / "null_es.py"), "--port", str(port)]
+    argv = [sys.executable, str(BENCH / "null_es.py"), "--port", str(port), *options]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
     assert proc.stdout is not None
     proc.stdout.readline()  # "null-es listening on ..." once bound
@@ -66,6 +85,12 @@ def null_es_url() -> Iterator[str]:
         proc.terminate()
         proc.wait(10)
         proc.stdout.close()
+
+
+@pytest.fixture
+def null_es_url() -> Iterator[str]:
+    with _null_es() as url:
+        yield url
 
 
 def test_null_server_satisfies_the_official_client(null_es_url: str) -> None:
@@ -131,3 +156,127 @@ def test_baseline_writes_the_fields_logpipe_writes(
         assert "tags" not in doc
         ours |= _paths(doc)
     assert ours == theirs
+
+
+# -- the sidecar benchmarks' pieces -------------------------------------------------------
+
+
+def test_latency_from_arrivals_takes_each_line_at_its_first_arrival() -> None:
+    written = [10.0, 10.0, 11.0, 12.0]
+    arrivals = [(10.5, 0), (10.7, 1), (10.6, 0), (12.0, 2), (11.0, 2), (13.0, 99)]
+    assert first_arrivals(4, arrivals) == [10.5, 10.7, 11.0, None]
+    assert latencies_from_arrivals(written, arrivals) == pytest.approx([0.5, 0.7, 0.0, math.inf])
+
+
+def test_latency_from_polls_attributes_each_index_prefix_to_the_first_poll_seeing_it() -> None:
+    written = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5]  # two indices: lines 0-2 and 3-5
+    polls = [(1.0, 0, 1), (1.0, 3, 2), (2.0, 0, 3), (2.0, 3, 2), (3.0, 0, 2)]
+    assert latencies_from_polls(written, polls) == pytest.approx(
+        [1.0, 1.9, 1.8, 0.7, 0.6, math.inf]
+    )
+
+
+def test_percentile_is_nearest_rank_and_keeps_infinity() -> None:
+    values = [float(v) for v in range(1, 101)]
+    assert percentile(values, 50) == 50.0
+    assert percentile(values, 99) == 99.0
+    assert percentile(values, 100) == 100.0
+    assert percentile([3.0, 1.0, math.inf], 99) == math.inf
+    with pytest.raises(ValueError):
+        percentile([], 50)
+
+
+def test_live_lines_carry_their_number_write_time_and_segment_day() -> None:
+    maker = LineMaker(segment_docs=3)
+    parse = make_app_json_parser()
+    for seq in (0, 2, 3, 7):
+        text = maker.line(seq, 1_795_000_000.25).decode()
+        assert text.endswith("}\n")
+        record = orjson.loads(text)
+        assert record["bench_seq"] == seq and record["bench_written"] == 1_795_000_000.25
+        assert record["timestamp"].startswith(maker.day(seq).isoformat() + "T")
+        parsed = parse(text.rstrip("\n"))
+        assert parsed.fields["app"]["bench_seq"] == seq, parsed.fields
+    assert maker.day(2) == maker.day(0) != maker.day(3)
+    assert [maker.segments(n) for n in (1, 3, 4, 7)] == [1, 1, 2, 3]
+
+
+def test_writer_appends_lines_in_order_at_about_the_rate(tmp_path: Path) -> None:
+    log = tmp_path / "application.log"
+    writer = Writer(log, LineMaker(), rate=2000, seconds=0.5)
+    began = time.monotonic()
+    writer.start()
+    writer.join(10)
+    took = time.monotonic() - began
+    assert writer.error is None
+    records = [orjson.loads(line) for line in log.read_bytes().splitlines()]
+    assert [r["bench_seq"] for r in records] == list(range(1000))
+    assert [r["bench_written"] for r in records] == pytest.approx(list(writer.written), abs=1e-5)
+    assert list(writer.written) == sorted(writer.written)
+    assert 0.4 < took < 5.0  # generous: a busy machine may fall behind, never run ahead
+    assert 500 < writer.achieved_rate < 2100
+
+
+def test_null_server_records_arrivals_and_can_be_down() -> None:
+    bulk = b"".join(
+        orjson.dumps(line) + b"\n"
+        for line in (
+            {"create": {"_index": "b-1", "_id": "a"}},
+            {"app": {"bench_seq": 7}, "message": "x"},
+            {"create": {"_index": "b-1", "_id": "b"}},
+            {"message": "no number here"},
+            {"create": {"_index": "b-1", "_id": "c"}},
+            {"app": {"bench_seq": 8}},
+        )
+    )
+    with _null_es("--record-field", "bench_seq", "--down") as url:
+        status, body = request(url, "POST", "/_bulk", bulk)
+        assert status == 503 and orjson.loads(body)["status"] == 503
+        assert request(url, "POST", "/_null/up", b"")[0] == 200
+        before = time.time()
+        assert request(url, "POST", "/_bulk", bulk)[0] == 200
+        page = orjson.loads(request(url, "GET", "/_null/arrivals?from=0")[1])
+        stats = orjson.loads(request(url, "GET", "/_null/stats")[1])
+        assert request(url, "POST", "/_null/down", b"")[0] == 200
+        assert request(url, "POST", "/_bulk", bulk)[0] == 503
+    assert [n for _, n in page["arrivals"]] == [7, 8]
+    assert page["total"] == page["next"] == 2
+    assert all(before <= t <= time.time() for t, _ in page["arrivals"])
+    assert (stats["docs"], stats["refused_bulk_requests"], stats["down"]) == (3, 1, False)
+
+
+def test_proc_readers_see_this_process(tmp_path: Path) -> None:
+    pid = os.getpid()
+    sampler = RssSampler(pid, interval=0.02, phase="a")
+    sampler.start()
+    time.sleep(0.1)
+    sampler.phase = "b"
+    busy_until = time.process_time() + 0.05
+    cpu = cpu_seconds(pid)
+    while time.process_time() < busy_until:
+        pass
+    time.sleep(0.1)
+    sampler.stop()
+    rss = rss_kib(pid)
+    assert sampler.of("a") and sampler.of("b")
+    assert all(0.5 * rss < kib < 2 * rss for _, _, kib in sampler.samples)
+    assert hwm_kib(pid) >= rss > 1000
+    assert cpu_seconds(pid) >= cpu + 0.03
+    assert context_switches(pid) > 0
+
+
+def test_backlog_has_the_size_asked_and_counts_its_lines(tmp_path: Path) -> None:
+    assert [parse_size(t) for t in ("1G", "200M", "64k", "1500", "1.5MB")] == [
+        10**9, 200 * 10**6, 64_000, 1500, 1_500_000,
+    ]  # fmt: skip
+    backlog = write_backlog(tmp_path, 3_000_000, pool=1000)
+    logs = (backlog.app_log, backlog.access_log)
+    assert backlog.lines == sum(path.read_bytes().count(b"\n") for path in logs)
+    assert 2_998_000 < backlog.size <= 3_000_000
+    assert quarter_peaks([(0.0, 5), (1.0, 7), (2.0, 6), (3.0, 9), (4.0, 8)]) == [5, 7, 6, 9]
+
+
+def test_import_costs_are_summed_per_package() -> None:
+    total, top = import_costs([sys.executable, "-c", "import json.decoder"])
+    assert total > 0
+    assert "json" in dict(top)

@@ -11,7 +11,6 @@ Every queue in logpipe carries one of these two types and nothing else.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 import orjson
@@ -51,8 +50,8 @@ class Event:
     what waits in the queue is one bytes object per event rather than a tree
     of small dicts: less memory, and nothing for the cyclic garbage collector
     to walk. ``index`` and ``doc_id`` are where it goes; ``line`` keeps the
-    source position for acknowledgement; ``timestamp`` is the event's own time
-    (aware, UTC; inferred when the line had none), which the checkpoint keeps.
+    source position for acknowledgement; ``event_time`` is the event's own time
+    (epoch seconds; inferred when the line had none), which the checkpoint keeps.
     ``alert`` holds the parsed fields only for an event some alert rule may
     want (``None`` otherwise). ``repairs`` counts mapping-conflict repairs.
     """
@@ -61,7 +60,7 @@ class Event:
     index: str
     doc_id: str
     source: bytes
-    timestamp: datetime | None = None
+    event_time: float | None = None
     alert: dict[str, Any] | None = None
     repairs: int = 0
     size: int = field(init=False)

@@ -175,8 +175,9 @@ class Pipeline:
             last = {(event.line.file_id, event.line.generation): event for event in batch}
             for event in last.values():
                 line = event.line
-                when = event.timestamp.timestamp() if event.timestamp else None
-                self.checkpoints.advance(line.file_id, line.path, line.generation, line.end, when)
+                self.checkpoints.advance(
+                    line.file_id, line.path, line.generation, line.end, event.event_time
+                )
             self._save_checkpoints()
             await self.queue.release(batch)
             self._outstanding -= len(batch)

@@ -138,9 +138,8 @@ class LineProcessor:
                 source = encode_source(fields)
             else:
                 source = enrich.encode(fields)
-            events.append(
-                Event(line, namer.name(timestamp), make_id(line), source, timestamp, alert)
-            )
+            index = namer.name(timestamp)
+            events.append(Event(line, index, make_id(line), source, timestamp.timestamp(), alert))
         return events
 
     def _previous_time(self, key: tuple[str, int]) -> datetime | None:

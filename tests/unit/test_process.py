@@ -56,7 +56,7 @@ def test_every_event_carries_file_offset_dataset_ingested_and_host() -> None:
         "ingested": "2026-11-27T12:00:00.123Z",
     }
     assert fields(event)["host"] == {"name": "pod-1"}
-    assert event.timestamp == datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
+    assert event.event_time == datetime(2026, 11, 27, 10, 0, tzinfo=UTC).timestamp()
     assert tags(event) == []
 
 
@@ -88,7 +88,7 @@ def test_undated_line_takes_the_time_of_the_line_before_it_in_the_same_file() ->
     processor = make_processor()
     processor(make_line(DATED, offset=0), NOW)
     event = processor(make_line(UNDATED, offset=100), NOW)
-    assert event.timestamp == datetime(2026, 11, 26, 23, 59, 59, tzinfo=UTC)
+    assert event.event_time == datetime(2026, 11, 26, 23, 59, 59, tzinfo=UTC).timestamp()
     assert fields(event)["@timestamp"] == "2026-11-26T23:59:59.000000Z"
     assert "_timestamp_inferred" in tags(event)
 
@@ -99,10 +99,11 @@ def test_undated_line_reread_after_restart_gets_the_same_time_from_the_checkpoin
     acked = datetime(2026, 11, 26, 23, 59, 59, tzinfo=UTC)
     after_midnight = datetime(2026, 11, 27, 0, 30, tzinfo=UTC)
     processor = make_processor(resume=lambda file_id, gen: acked if gen == 0 else None)
-    assert processor(make_line(UNDATED, offset=100), after_midnight).timestamp == acked
+    assert processor(make_line(UNDATED, offset=100), after_midnight).event_time == acked.timestamp()
     # A truncated file (new generation) has no earlier line: the time of reading.
     assert (
-        processor(make_line(UNDATED, offset=0, gen=1), after_midnight).timestamp == after_midnight
+        processor(make_line(UNDATED, offset=0, gen=1), after_midnight).event_time
+        == after_midnight.timestamp()
     )
 
 

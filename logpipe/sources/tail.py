@@ -112,7 +112,7 @@ class Tailer:
         max_line_bytes: int = 1 << 20,
         poll_interval: float = 1.0,
         read_chunk: int = 256 * 1024,
-        use_watchdog: bool = True,
+        use_inotify: bool = True,
         partial_line_timeout: float | None = None,
         ack_hold: float = 3600.0,
         on_file_error: FileErrorHook | None = None,
@@ -122,7 +122,7 @@ class Tailer:
         # Told once per path that cannot be opened, and on each failed read.
         self._on_file_error = on_file_error
         self._poll_interval = poll_interval
-        self._use_watchdog = use_watchdog
+        self._use_inotify = use_inotify
         self._partial_line_timeout = partial_line_timeout
         self._ack_hold = ack_hold
         self._files: dict[FileKey, TrackedFile] = {}
@@ -393,7 +393,7 @@ class Tailer:
         )
 
     def _start_watcher(self) -> None:
-        if not self._use_watchdog or self._watcher is not None:
+        if not self._use_inotify or self._watcher is not None:
             return
         watcher = DirectoryWatcher(asyncio.get_running_loop(), self._wake)
         if watcher.start():

@@ -44,7 +44,7 @@ def within(loaded: set[str], packages: set[str]) -> set[str]:
     return {name for name in loaded for p in packages if name == p or name.startswith(f"{p}.")}
 
 
-RUNTIME = {"elasticsearch", "elastic_transport", "aiohttp", "aiosmtplib", "watchdog"}
+RUNTIME = {"elasticsearch", "elastic_transport", "aiohttp", "aiosmtplib", "asyncinotify"}
 HOT_PATH = {"logpipe.pipeline", "logpipe.sinks", "logpipe.sources", "logpipe.alerts"}
 
 

@@ -161,9 +161,9 @@ def open_fds() -> int:
 
 
 @pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc")
-@pytest.mark.parametrize("use_watchdog", [True, False])
+@pytest.mark.parametrize("use_inotify", [True, False])
 async def test_hundreds_of_files_appearing_and_disappearing_leak_no_descriptor(
-    logs: Path, store: CheckpointStore, collector: Collector, use_watchdog: bool
+    logs: Path, store: CheckpointStore, collector: Collector, use_inotify: bool
 ) -> None:
     before = open_fds()
     tailer = Tailer(
@@ -172,7 +172,7 @@ async def test_hundreds_of_files_appearing_and_disappearing_leak_no_descriptor(
         store,
         collector,
         poll_interval=0.05,
-        use_watchdog=use_watchdog,
+        use_inotify=use_inotify,
     )
     stop = asyncio.Event()
     task = asyncio.create_task(tailer.run(stop))

@@ -9,11 +9,11 @@ import shutil
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import asyncinotify
 import pytest
 
 from logpipe.checkpoints import CheckpointStore
 from logpipe.event import Line
-from logpipe.sources import watch
 from logpipe.sources.tail import Tailer
 from logpipe.sources.watch import watch_root
 from tests.unit.sources.helpers import TIMEOUT, Collector, MakeTailer, ack, append
@@ -265,11 +265,11 @@ async def run_until(tailer: Tailer, body: Callable[[], Awaitable[None]]) -> None
         await asyncio.wait_for(task, TIMEOUT)
 
 
-@pytest.mark.parametrize("use_watchdog", [True, False])
+@pytest.mark.parametrize("use_inotify", [True, False])
 async def test_glob_picks_up_a_file_created_later(
-    logs: Path, make_tailer: MakeTailer, collector: Collector, use_watchdog: bool
+    logs: Path, make_tailer: MakeTailer, collector: Collector, use_inotify: bool
 ) -> None:
-    tailer = make_tailer(poll_interval=0.2, use_watchdog=use_watchdog)
+    tailer = make_tailer(poll_interval=0.2, use_inotify=use_inotify)
 
     async def body() -> None:
         await asyncio.sleep(0.1)
@@ -282,7 +282,7 @@ async def test_glob_picks_up_a_file_created_later(
     assert collector.raws == [b"hello", b"again"]
 
 
-async def test_watchdog_wakes_before_the_poll_interval(
+async def test_inotify_wakes_before_the_poll_interval(
     logs: Path, make_tailer: MakeTailer, collector: Collector
 ) -> None:
     (logs / "app.log").write_bytes(b"")
@@ -299,6 +299,27 @@ async def test_watchdog_wakes_before_the_poll_interval(
     assert collector.raws == [b"woken"]
 
 
+async def test_inotify_wakes_for_a_file_in_a_directory_made_after_start(
+    logs: Path, make_tailer: MakeTailer, collector: Collector
+) -> None:
+    # A recursive root (logs/*/app.log): the new directory gets its own watch.
+    tailer = make_tailer([str(logs / "*" / "app.log")], poll_interval=30.0)
+
+    async def body() -> None:
+        await asyncio.sleep(0.2)
+        if not tailer.watching:
+            pytest.skip("inotify unavailable here")
+        (logs / "pod-1").mkdir()
+        await asyncio.sleep(0.2)  # the directory's notice wakes the tailer, which watches it
+        (logs / "pod-1" / "app.log").write_bytes(b"first\n")
+        await collector.wait_for(1)
+        append(logs / "pod-1" / "app.log", b"second\n")
+        await collector.wait_for(2)
+
+    await run_until(tailer, body)
+    assert collector.raws == [b"first", b"second"]
+
+
 async def test_falls_back_to_polling_when_inotify_is_unavailable(
     logs: Path,
     make_tailer: MakeTailer,
@@ -309,7 +330,7 @@ async def test_falls_back_to_polling_when_inotify_is_unavailable(
     def no_inotify() -> None:
         raise OSError(24, "inotify instance limit reached")
 
-    monkeypatch.setattr(watch, "Observer", no_inotify)
+    monkeypatch.setattr(asyncinotify, "Inotify", no_inotify)
     tailer = make_tailer(poll_interval=0.1)
 
     async def body() -> None:

@@ -164,10 +164,11 @@ class ElasticsearchSink:
     async def send(self, events: list[Event]) -> None:
         """Deliver ``events``; return only when each is created, a duplicate, or dead-lettered."""
         pending = events
+        body = bulk_body(pending)
         attempt = 0
         while pending:
             try:
-                response = await self._bulk(pending)
+                response = await self._bulk(body)
             except RetryableSinkError as exc:
                 self.stats.failed_requests += 1
                 await self._backoff(attempt, f"bulk request failed: {exc}")
@@ -179,19 +180,22 @@ class ElasticsearchSink:
                 extra={"items": len(pending), "to_retry": len(retry), "repaired": len(repaired)},
             )
             pending = retry + repaired
+            # Built once per set of pending items: a request that failed as a whole
+            # (Elasticsearch down for an hour) is re-sent as the same bytes.
+            body = bulk_body(pending) if pending else b""
             if retry:
                 # Repaired items alone go straight back; 429/5xx ones wait first.
                 self.stats.retried_items += len(retry)
                 await self._backoff(attempt, f"{len(retry)} items answered 429/5xx")
                 attempt += 1
 
-    async def _bulk(self, items: list[Event]) -> dict[str, Any]:
+    async def _bulk(self, body: bytes) -> dict[str, Any]:
         async def request() -> dict[str, Any]:
             # A prebuilt NDJSON body: the client's serializer passes bytes through.
-            body: Any = bulk_body(items)
             # Only what classification reads: a full answer repeats index, id,
             # version and shards per item, and decoding it costs more than the request.
-            resp = await self._client.bulk(operations=body, filter_path=_BULK_FILTER)
+            operations: Any = body
+            resp = await self._client.bulk(operations=operations, filter_path=_BULK_FILTER)
             return dict(resp.body)
 
         result: dict[str, Any] = await self._call(request)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from elastic_transport import ConnectionError as TransportConnectionError
+
 from logpipe.config import ElasticsearchConfig
 from logpipe.event import Event, Line
 from logpipe.sinks.deadletter import DeadLetterFile
@@ -70,3 +72,35 @@ def test_mixed_response_is_classified_item_by_item(tmp_path: Path) -> None:
     assert (sink.stats.created, sink.stats.duplicates, sink.stats.dead_lettered) == (1, 1, 1)
     # The refused event is still a real event: offered for alerting like a created one.
     assert created == [batch[0], batch[3]]
+
+
+class _Answer:
+    def __init__(self, body: dict[str, Any]) -> None:
+        self.body = body
+
+
+class _FlakyClient:
+    """Refuses the connection ``failures`` times, then answers every item created."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.posted: list[object] = []
+
+    async def bulk(self, operations: object, filter_path: object = None) -> _Answer:
+        self.posted.append(operations)
+        if len(self.posted) <= self.failures:
+            raise TransportConnectionError("connection refused")
+        count = bytes(operations).count(b'{"create"')  # type: ignore[call-overload]
+        return _Answer({"errors": False, "items": [item(201)] * count})
+
+
+async def test_request_failed_as_a_whole_is_resent_as_the_same_bytes(tmp_path: Path) -> None:
+    # Regression: each retry built a new multi-megabyte body; with connections refused
+    # (retries in quick succession) the process held ~15 MiB more through the catch-up.
+    client = _FlakyClient(failures=3)
+    config = ElasticsearchConfig(hosts=["http://127.0.0.1:9"], retry_backoff_max_seconds=0.01)
+    sink = ElasticsearchSink(config, DeadLetterFile(tmp_path / "dead.ndjson"), client=client)  # type: ignore[arg-type]
+    batch = events(5)
+    await sink.send(batch)
+    assert len(client.posted) == 4 and sink.stats.created == 5
+    assert all(body is client.posted[0] for body in client.posted)

@@ -24,7 +24,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from logpipe.alerts.build import make_alert_service
 from logpipe.checkpoints.store import CheckpointStore, CheckpointWriteError
@@ -157,33 +157,62 @@ class Pipeline:
                     self.alerts.offer(event.alert)
 
     async def _ship(self) -> None:
-        """The sender loop: batch, deliver, then advance checkpoints."""
-        batch_config = self.config.output.elasticsearch.batch
+        """The sender loop: batch, deliver (up to N requests at once), then acknowledge.
+
+        While one request is with Elasticsearch the next batch is already sent, so a
+        server that is the bottleneck never waits for logpipe between requests.
+        Batches are acknowledged in the order they were taken, whatever order
+        their requests finish in: a checkpoint never passes an unsettled line.
+        """
+        es = self.config.output.elasticsearch
+        batch_config = es.batch
         sizer = BatchSizer(
             batch_config.max_events,
             batch_config.max_bytes,
             min(batch_config.backlog_max_events, max(1, self.config.queue.max_events // 2)),
             self.config.queue.max_bytes // 2,
         )
-        while True:
-            batch = await self.queue.get_batch(
-                sizer.max_events, sizer.max_bytes, batch_config.max_age_seconds
+        in_flight: deque[tuple[list[Event], asyncio.Task[None]]] = deque()
+        taking: asyncio.Task[list[Event]] | None = None
+        try:
+            while True:
+                if taking is None and len(in_flight) < es.concurrent_requests:
+                    taking = asyncio.create_task(
+                        self.queue.get_batch(
+                            sizer.max_events, sizer.max_bytes, batch_config.max_age_seconds
+                        )
+                    )
+                waits: set[asyncio.Future[Any]] = {taking} if taking is not None else set()
+                if in_flight:
+                    waits.add(in_flight[0][1])
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+                while in_flight and in_flight[0][1].done():
+                    batch, sending = in_flight.popleft()
+                    sending.result()  # a send that gave up (or failed for good) ends the loop
+                    await self._acknowledge(batch)
+                if taking is not None and taking.done():
+                    batch, taking = taking.result(), None
+                    sizer.observe(len(batch), len(self.queue))
+                    in_flight.append((batch, asyncio.create_task(self.sink.send(batch))))
+        finally:
+            # Stopping: what was not acknowledged is read again on the next start.
+            await cancel(taking, *(sending for _, sending in in_flight))
+
+    async def _acknowledge(self, batch: list[Event]) -> None:
+        """Advance the checkpoints past a settled batch and give back its budget."""
+        # A file's lines are in order within a batch: its last one is its checkpoint.
+        last = {(event.line.file_id, event.line.generation): event for event in batch}
+        for event in last.values():
+            line = event.line
+            self.checkpoints.advance(
+                line.file_id, line.path, line.generation, line.end, event.event_time
             )
-            sizer.observe(len(batch), len(self.queue))
-            await self.sink.send(batch)
-            # A file's lines are in order within a batch: its last one is its checkpoint.
-            last = {(event.line.file_id, event.line.generation): event for event in batch}
-            for event in last.values():
-                line = event.line
-                self.checkpoints.advance(
-                    line.file_id, line.path, line.generation, line.end, event.event_time
-                )
-            self._save_checkpoints()
-            await self.queue.release(batch)
-            self._outstanding -= len(batch)
-            if self._outstanding == 0:
-                self._settled.set()
-            self._alert_dead_letters()
+        self._save_checkpoints()
+        await self.queue.release(batch)
+        self._outstanding -= len(batch)
+        if self._outstanding == 0:
+            self._settled.set()
+        self._alert_dead_letters()
 
     def _save_checkpoints(self) -> None:
         try:

@@ -329,6 +329,11 @@ class FaultProxy:
                 if attempt:
                     return error_response(502), None
                 continue
+            except asyncio.CancelledError:
+                # stop() while forwarding: a connection opened here is not known to
+                # _serve, which closes only the one it passed in.
+                upstream[1].close()
+                raise
             self.stats.forwarded += 1
             if not reusable:
                 upstream[1].close()

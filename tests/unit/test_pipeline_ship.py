@@ -50,6 +50,19 @@ def make_pipeline(tmp_path: Path, concurrent: int) -> Pipeline:
     return Pipeline(config, env={})
 
 
+async def four_lines_queued(tmp_path: Path, concurrent: int) -> tuple[Pipeline, GatedSink]:
+    """A pipeline whose sink holds every request, with four lines (two batches) queued."""
+    pipeline = make_pipeline(tmp_path, concurrent)
+    sink = GatedSink()
+    pipeline.sink = sink  # type: ignore[assignment]
+    lines = deque(
+        Line("1:2:ab", 0, "/var/log/app.log", 100 * i, 100 * i + 99, DATED % i, "app")
+        for i in range(4)
+    )
+    await pipeline.tailers[0]._settings.emit(lines)
+    return pipeline, sink
+
+
 async def until(condition: object, timeout: float = 5.0) -> None:
     async with asyncio.timeout(timeout):
         while not condition():  # type: ignore[operator]
@@ -59,14 +72,7 @@ async def until(condition: object, timeout: float = 5.0) -> None:
 async def test_second_request_goes_out_while_the_first_is_in_flight_and_acks_wait_for_it(
     tmp_path: Path,
 ) -> None:
-    pipeline = make_pipeline(tmp_path, concurrent=2)
-    sink = GatedSink()
-    pipeline.sink = sink  # type: ignore[assignment]
-    lines = deque(
-        Line("1:2:ab", 0, "/var/log/app.log", 100 * i, 100 * i + 99, DATED % i, "app")
-        for i in range(4)
-    )
-    await pipeline.tailers[0]._settings.emit(lines)
+    pipeline, sink = await four_lines_queued(tmp_path, concurrent=2)
     shipper = asyncio.create_task(pipeline._ship())
     try:
         await until(lambda: len(sink.requests) == 2)  # two requests in flight at once
@@ -87,14 +93,7 @@ async def test_second_request_goes_out_while_the_first_is_in_flight_and_acks_wai
 
 
 async def test_one_request_at_a_time_when_so_configured(tmp_path: Path) -> None:
-    pipeline = make_pipeline(tmp_path, concurrent=1)
-    sink = GatedSink()
-    pipeline.sink = sink  # type: ignore[assignment]
-    lines = deque(
-        Line("1:2:ab", 0, "/var/log/app.log", 100 * i, 100 * i + 99, DATED % i, "app")
-        for i in range(4)
-    )
-    await pipeline.tailers[0]._settings.emit(lines)
+    pipeline, sink = await four_lines_queued(tmp_path, concurrent=1)
     shipper = asyncio.create_task(pipeline._ship())
     try:
         await until(lambda: len(sink.requests) == 1)

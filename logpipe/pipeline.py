@@ -3,7 +3,8 @@
 Data flow and who waits for whom::
 
     Tailer (one per input) --Lines--> LineProcessor --Events--> EventQueue (budget)
-        --batch--> ElasticsearchSink.send (retries until settled)
+        --batch--> ElasticsearchSink.send (retries until settled; up to
+                   concurrent_requests at once, acknowledged in the order taken)
         --settled--> CheckpointStore.advance + save      (offsets only move on ack)
         --created--> AlertService.offer                   (never waits)
 

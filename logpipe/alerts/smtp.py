@@ -110,8 +110,8 @@ class EmailAlerter:
         alerter = EmailAlerter(settings, sender=..., to=[...])
         task = asyncio.create_task(alerter.run())
         ...
-        if rule.matches(event.fields):
-            alerter.offer(event.fields)
+        if event.alert is not None and rule.matches(event.alert):
+            alerter.offer(event.alert)
         ...
         await alerter.drain(timeout=30)   # --once: let queued alerts go out
         await alerter.close()

@@ -3,8 +3,7 @@
 Data flow and who waits for whom::
 
     Tailer (one per input) --Lines--> LineProcessor --Events--> EventQueue (budget)
-        --batch--> ElasticsearchSink.send (retries until settled; up to
-                   concurrent_requests at once, acknowledged in the order taken)
+        --batch--> ElasticsearchSink.send (retries until settled)
         --settled--> CheckpointStore.advance + save      (offsets only move on ack)
         --created--> AlertService.offer                   (never waits)
 
@@ -25,7 +24,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from logpipe.alerts.build import make_alert_service
 from logpipe.checkpoints.store import CheckpointStore, CheckpointWriteError
@@ -158,46 +157,29 @@ class Pipeline:
                     self.alerts.offer(event.alert)
 
     async def _ship(self) -> None:
-        """The sender loop: batch, deliver (up to N requests at once), then acknowledge.
+        """The sender loop: batch, deliver, then acknowledge.
 
-        While one request is with Elasticsearch the next batch is already sent, so a
-        server that is the bottleneck never waits for logpipe between requests.
-        Batches are acknowledged in the order they were taken, whatever order
-        their requests finish in: a checkpoint never passes an unsettled line.
+        One request at a time, inline: the next batch is taken the moment the
+        last one is released, before the readers it wakes refill the budget, so
+        they have room to keep reading while it is sent. (Two requests in flight
+        were tried: no faster into noida-db, and every extra task hop let a
+        reader's whole chunk run first — bench/RESULTS.md.)
         """
-        es = self.config.output.elasticsearch
-        batch_config = es.batch
+        batch_config = self.config.output.elasticsearch.batch
         sizer = BatchSizer(
             batch_config.max_events,
             batch_config.max_bytes,
-            min(batch_config.backlog_max_events, max(1, self.config.queue.max_events // 2)),
-            self.config.queue.max_bytes // 2,
+            batch_config.backlog_max_events,
+            budget_events=self.config.queue.max_events,
+            budget_bytes=self.config.queue.max_bytes,
         )
-        in_flight: deque[tuple[list[Event], asyncio.Task[None]]] = deque()
-        taking: asyncio.Task[list[Event]] | None = None
-        try:
-            while True:
-                if taking is None and len(in_flight) < es.concurrent_requests:
-                    taking = asyncio.create_task(
-                        self.queue.get_batch(
-                            sizer.max_events, sizer.max_bytes, batch_config.max_age_seconds
-                        )
-                    )
-                waits: set[asyncio.Future[Any]] = {taking} if taking is not None else set()
-                if in_flight:
-                    waits.add(in_flight[0][1])
-                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-                while in_flight and in_flight[0][1].done():
-                    batch, sending = in_flight.popleft()
-                    sending.result()  # a send that gave up (or failed for good) ends the loop
-                    await self._acknowledge(batch)
-                if taking is not None and taking.done():
-                    batch, taking = taking.result(), None
-                    sizer.observe(len(batch), len(self.queue))
-                    in_flight.append((batch, asyncio.create_task(self.sink.send(batch))))
-        finally:
-            # Stopping: what was not acknowledged is read again on the next start.
-            await cancel(taking, *(sending for _, sending in in_flight))
+        while True:
+            batch = await self.queue.get_batch(
+                sizer.max_events, sizer.max_bytes, batch_config.max_age_seconds
+            )
+            sizer.observe(len(batch), len(self.queue))
+            await self.sink.send(batch)
+            await self._acknowledge(batch)
 
     async def _acknowledge(self, batch: list[Event]) -> None:
         """Advance the checkpoints past a settled batch and give back its budget."""

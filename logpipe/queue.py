@@ -124,21 +124,31 @@ class BatchSizer:
     """Bulk request size that grows while a backlog waits and shrinks once caught up.
 
     A batch that left events behind in the queue means the sink is behind: the
-    next bounds are doubled, up to ``ceiling_events``. A batch less than half
+    next bounds are doubled, up to ``backlog_events``. A batch less than half
     full with nothing left behind means logpipe has caught up: the bounds halve,
     back down to ``base_events`` / ``base_bytes`` (small requests keep live
-    latency low). The bytes scale with the events and never pass
-    ``ceiling_bytes`` (half the queue's budget, so readers can fill the other
-    half while a batch is in flight).
+    latency low). The bytes scale with the events.
+
+    Whatever the settings, a batch never takes more than half the queue's
+    budget (``budget_events`` / ``budget_bytes``): the readers must be able to
+    fill the other half while it is in flight, or reading and sending take
+    turns instead of overlapping.
     """
 
     def __init__(
-        self, base_events: int, base_bytes: int, ceiling_events: int, ceiling_bytes: int
+        self,
+        base_events: int,
+        base_bytes: int,
+        backlog_events: int,
+        *,
+        budget_events: int,
+        budget_bytes: int,
     ) -> None:
-        self._base_events = base_events
-        self._base_bytes = base_bytes
-        self._ceiling_events = max(base_events, ceiling_events)
-        self._ceiling_bytes = max(base_bytes, ceiling_bytes)
+        cap_events, cap_bytes = max(1, budget_events // 2), max(1, budget_bytes // 2)
+        self._base_events = min(base_events, cap_events)
+        self._base_bytes = min(base_bytes, cap_bytes)
+        self._ceiling_events = min(max(base_events, backlog_events), cap_events)
+        self._ceiling_bytes = cap_bytes
         self.factor = 1
 
     @property

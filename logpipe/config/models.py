@@ -72,10 +72,6 @@ class ElasticsearchConfig(Model):
     install_template: bool = True
     request_timeout_seconds: float = Field(default=30.0, gt=0)
     retry_backoff_max_seconds: float = Field(default=5.0, gt=0)
-    # Bulk requests in flight at once; batches are still acknowledged in order. 1 by
-    # default: against noida-db (which indexes one request at a time) 2 measured no
-    # faster, and each request in flight holds its body (peak RSS ~ +3 MiB).
-    concurrent_requests: int = Field(default=1, ge=1, le=16)
     batch: BatchConfig = Field(default_factory=BatchConfig)
 
     @model_validator(mode="after")

@@ -132,10 +132,10 @@ async def test_put_some_takes_what_fits_and_a_cancelled_wait_takes_nothing() -> 
 
 
 def test_batch_size_grows_under_a_backlog_and_shrinks_when_caught_up() -> None:
-    sizer = BatchSizer(2000, 5 << 20, 8000, 8 << 20)
+    sizer = BatchSizer(2000, 5 << 20, 8000, budget_events=20000, budget_bytes=16 << 20)
     assert (sizer.max_events, sizer.max_bytes) == (2000, 5 << 20)
     sizer.observe(2000, still_queued=5000)
-    assert (sizer.max_events, sizer.max_bytes) == (4000, 8 << 20)  # bytes capped
+    assert (sizer.max_events, sizer.max_bytes) == (4000, 8 << 20)  # half the budget
     sizer.observe(4000, still_queued=5000)
     sizer.observe(8000, still_queued=5000)
     assert sizer.max_events == 8000  # the ceiling holds however long the backlog
@@ -145,3 +145,19 @@ def test_batch_size_grows_under_a_backlog_and_shrinks_when_caught_up() -> None:
     sizer.observe(100, still_queued=0)
     sizer.observe(100, still_queued=0)
     assert (sizer.max_events, sizer.max_bytes) == (2000, 5 << 20)
+
+
+def test_a_batch_never_takes_more_than_half_the_budget_whatever_the_batch_settings() -> None:
+    # Regression: with the 6 MiB budget and the 5 MiB batch.max_bytes, a batch could
+    # hold 5/6 of the budget (peak RSS 80-81 MiB on 1M events instead of 78), and
+    # whenever the readers refilled the queue before a batch was taken they then
+    # waited out the whole request instead of reading during it.
+    sizer = BatchSizer(2000, 5 << 20, 8000, budget_events=20000, budget_bytes=6 << 20)
+    assert sizer.max_bytes == 3 << 20
+    for _ in range(5):
+        sizer.observe(2000, still_queued=5000)
+        assert sizer.max_bytes <= 3 << 20
+    small_queue = BatchSizer(2000, 5 << 20, 8000, budget_events=1000, budget_bytes=1 << 20)
+    assert (small_queue.max_events, small_queue.max_bytes) == (500, 1 << 19)
+    small_queue.observe(500, still_queued=500)
+    assert (small_queue.max_events, small_queue.max_bytes) == (500, 1 << 19)

@@ -62,6 +62,9 @@ def run(pipeline: str, once: bool, timeout: float, log_level: str) -> None:
     Exit codes: 0 done; 1 something was not delivered (--once) or the sink
     refused for good; 2 invalid pipeline or unusable data directory.
     """
+    # Before the imports (half a second): a SIGTERM while starting (an orchestrator
+    # scaling down at once) is then a clean stop, not death by the signal.
+    early = _capture_signals()
     import asyncio
 
     from logpipe.logs import setup_logging
@@ -75,7 +78,7 @@ def run(pipeline: str, once: bool, timeout: float, log_level: str) -> None:
         click.echo(f"{pipeline}: cannot use data_dir {config.data_dir}: {exc.strerror}", err=True)
         sys.exit(2)
     _tune_gc()
-    report = asyncio.run(_run(runner, once, timeout))
+    report = asyncio.run(_run(runner, once, timeout, early))
     click.echo(
         f"read {report.read} lines: {report.created} indexed, {report.duplicates} "
         f"already indexed, {report.dead_lettered} dead-lettered; "
@@ -102,13 +105,25 @@ def _tune_gc() -> None:
     gc.set_threshold(50_000, 20, 100)
 
 
-async def _run(pipeline: Pipeline, once: bool, timeout: float) -> RunReport:
+def _capture_signals() -> list[int]:
+    """Record SIGTERM/SIGINT until the event loop takes them over; return the record."""
+    caught: list[int] = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda signum, _frame: caught.append(signum))
+    return caught
+
+
+async def _run(
+    pipeline: Pipeline, once: bool, timeout: float, early: list[int] | None = None
+) -> RunReport:
     import asyncio
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    if early:
+        stop.set()  # asked to stop while starting
     if not once:
         return await pipeline.run_forever(stop)
     # --once stops early on a signal too; its shutdown still saves checkpoints.

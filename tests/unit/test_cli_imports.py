@@ -8,6 +8,7 @@ busy machine the way a timing test would.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -63,3 +64,26 @@ def test_check_loads_only_what_validation_needs() -> None:
     loaded = loaded_after("check", "pipelines/erp.yml")
     assert {"pydantic", "logpipe.config"} <= loaded
     assert within(loaded, {"asyncio", *RUNTIME, *HOT_PATH}) == set()
+
+
+async def test_a_signal_caught_while_starting_stops_the_run_at_once() -> None:
+    # Regression: SIGTERM during the half second of imports killed `logpipe run`
+    # (exit -15) instead of stopping it; the fault suite's last restart caught it.
+    import signal
+
+    from logpipe import cli
+
+    class Sidecar:
+        async def run_forever(self, stop: asyncio.Event) -> bool:
+            return stop.is_set()
+
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        early = cli._capture_signals()
+        signal.raise_signal(signal.SIGTERM)  # handled: recorded, not fatal
+        assert early == [signal.SIGTERM]
+        assert await cli._run(Sidecar(), once=False, timeout=1.0, early=early) is True  # type: ignore[arg-type]
+        assert await cli._run(Sidecar(), once=False, timeout=1.0, early=[]) is False  # type: ignore[arg-type]
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -17,7 +17,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 from elastic_transport import ConnectionError as TransportConnectionError
 from elastic_transport import ConnectionTimeout, TransportError
 from elasticsearch import ApiError, AsyncElasticsearch
@@ -56,24 +55,18 @@ class SinkStats:
     failed_requests: int = 0
 
 
-class _BulkBodySerializer(NdjsonSerializer):
-    """NDJSON that passes a prebuilt body through as it is.
+class _BulkBodySerializer(NdjsonSerializer, OrjsonSerializer):
+    """NDJSON that passes a prebuilt body through as it is (orjson for anything else).
 
     The stock serializer copies even a ``bytes`` body twice (into a bytearray,
     then back to bytes): for a multi-megabyte bulk request that is memory and
-    time spent for nothing. Anything else is encoded with orjson.
+    time spent for nothing.
     """
 
     def dumps(self, data: Any) -> bytes:
         if isinstance(data, bytes) and data.endswith(b"\n"):
             return data
         return super().dumps(data)
-
-    def json_dumps(self, data: Any) -> bytes:
-        return orjson.dumps(data, default=self.default)
-
-    def json_loads(self, data: bytes) -> Any:
-        return orjson.loads(data)
 
 
 def make_client(config: ElasticsearchConfig) -> AsyncElasticsearch:

@@ -7,9 +7,11 @@ from logpipe.config.models import (
     ElasticsearchConfig,
     EnrichConfig,
     InputConfig,
+    MonitoringConfig,
     OutputConfig,
     PipelineConfig,
     QueueConfig,
+    RetentionConfig,
 )
 
 __all__ = [
@@ -20,10 +22,12 @@ __all__ = [
     "EmailAlertConfig",
     "EnrichConfig",
     "InputConfig",
+    "MonitoringConfig",
     "OutputConfig",
     "PipelineConfig",
     "Problem",
     "QueueConfig",
+    "RetentionConfig",
     "SmtpConfig",
     "interpolate",
     "load_config",

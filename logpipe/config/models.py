@@ -58,6 +58,17 @@ class BatchConfig(Model):
     backlog_max_events: int = Field(default=8000, ge=1)
 
 
+class RetentionConfig(Model):
+    """Delete daily indices older than ``days`` (off when unset).
+
+    By an ILM policy where the server has ILM; otherwise logpipe deletes them
+    itself, only indices named ``<index_prefix>-YYYY.MM.dd``.
+    """
+
+    days: int | None = Field(default=None, ge=1)
+    check_interval_seconds: float = Field(default=3600.0, gt=0)
+
+
 class ElasticsearchConfig(Model):
     """Where and how to index."""
 
@@ -72,7 +83,11 @@ class ElasticsearchConfig(Model):
     install_template: bool = True
     request_timeout_seconds: float = Field(default=30.0, gt=0)
     retry_backoff_max_seconds: float = Field(default=5.0, gt=0)
+    # Plain http:// is refused for any host but loopback unless this is set:
+    # credentials and logs would cross the network in clear text.
+    allow_insecure_http: bool = False
     batch: BatchConfig = Field(default_factory=BatchConfig)
+    retention: RetentionConfig = Field(default_factory=RetentionConfig)
 
     @model_validator(mode="after")
     def _one_credential(self) -> ElasticsearchConfig:
@@ -116,6 +131,24 @@ class QueueConfig(Model):
     max_bytes: int = Field(default=6 << 20, ge=1 << 16)
 
 
+class MonitoringConfig(Model):
+    """logpipe's own HTTP endpoint: ``/metrics`` (Prometheus) and ``/health/*`` probes.
+
+    Off unless ``address`` (``host:port``) is set; ``run --once`` serves it only
+    when asked (``--monitoring``). In a pod, bind ``0.0.0.0`` so the kubelet's
+    probes and Prometheus reach it.
+    """
+
+    address: OptStr = None
+
+    @field_validator("address")
+    @classmethod
+    def _host_port(cls, address: str | None) -> str | None:
+        if address is not None and not re.match(r"^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$", address):
+            raise ValueError("must be host:port, e.g. 0.0.0.0:9108")
+        return address
+
+
 class PipelineConfig(Model):
     """A whole pipeline file."""
 
@@ -125,3 +158,4 @@ class PipelineConfig(Model):
     output: OutputConfig
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     queue: QueueConfig = Field(default_factory=QueueConfig)
+    monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)

@@ -24,14 +24,18 @@ if TYPE_CHECKING:
 
 def _load(pipeline: str) -> PipelineConfig:
     from logpipe.config import ConfigError, load_config
+    from logpipe.logs import hide_secrets
 
     try:
-        return load_config(pipeline)
+        config = load_config(pipeline)
     except ConfigError as exc:
         click.echo(f"{pipeline}: invalid pipeline ({len(exc.problems)} problems):", err=True)
         for problem in exc.problems:
             click.echo(f"  {problem}", err=True)
         sys.exit(2)
+    # Every command that loads a pipeline logs nothing of its secrets from here on.
+    hide_secrets(config)
+    return config
 
 
 @click.group()
@@ -56,17 +60,37 @@ def main() -> None:
     show_default=True,
     type=click.Choice(["debug", "info", "warning", "error"]),
 )
-def run(pipeline: str, once: bool, timeout: float, log_level: str) -> None:
+@click.option(
+    "--monitoring",
+    is_flag=True,
+    help="With --once: serve /metrics and /health on monitoring.address too.",
+)
+@click.option(
+    "--progress/--no-progress",
+    default=None,
+    help="With --once: show progress on stderr (default): a bar on a terminal, "
+    "otherwise a line every 10 s.",
+)
+def run(
+    pipeline: str,
+    once: bool,
+    timeout: float,
+    log_level: str,
+    monitoring: bool,
+    progress: bool | None,
+) -> None:
     """Run PIPELINE as a sidecar (or once, with --once).
 
     Exit codes: 0 done; 1 something was not delivered (--once) or the sink
-    refused for good; 2 invalid pipeline or unusable data directory.
+    refused for good; 2 invalid pipeline, unusable data directory, or the
+    monitoring address cannot be listened on.
     """
     # Before the imports (half a second): a SIGTERM while starting (an orchestrator
     # scaling down at once) is then a clean stop, not death by the signal.
     early = _capture_signals()
     import asyncio
 
+    from logpipe.errors import LogpipeError
     from logpipe.logs import setup_logging
     from logpipe.pipeline import Pipeline
 
@@ -78,7 +102,14 @@ def run(pipeline: str, once: bool, timeout: float, log_level: str) -> None:
         click.echo(f"{pipeline}: cannot use data_dir {config.data_dir}: {exc.strerror}", err=True)
         sys.exit(2)
     _tune_gc()
-    report = asyncio.run(_run(runner, once, timeout, early))
+    address = config.monitoring.address if (monitoring or not once) else None
+    if progress is None:
+        progress = once
+    try:
+        report = asyncio.run(_run(runner, once, timeout, early, address, progress and once))
+    except LogpipeError as exc:  # the monitoring address is taken, say
+        click.echo(f"{pipeline}: {exc}", err=True)
+        sys.exit(2)
     click.echo(
         f"read {report.read} lines: {report.created} indexed, {report.duplicates} "
         f"already indexed, {report.dead_lettered} dead-lettered; "
@@ -114,7 +145,28 @@ def _capture_signals() -> list[int]:
 
 
 async def _run(
-    pipeline: Pipeline, once: bool, timeout: float, early: list[int] | None = None
+    pipeline: Pipeline,
+    once: bool,
+    timeout: float,
+    early: list[int] | None = None,
+    monitoring_address: str | None = None,
+    progress: bool = False,
+) -> RunReport:
+    """Run with the monitoring endpoint (and the progress display) around the pipeline."""
+    async with contextlib.AsyncExitStack() as stack:
+        if monitoring_address is not None:
+            from logpipe.health import serve_monitoring
+
+            await stack.enter_async_context(serve_monitoring(pipeline, monitoring_address))
+        if progress:
+            from logpipe.progress import show_progress
+
+            await stack.enter_async_context(show_progress(pipeline))
+        return await _run_pipeline(pipeline, once, timeout, early)
+
+
+async def _run_pipeline(
+    pipeline: Pipeline, once: bool, timeout: float, early: list[int] | None
 ) -> RunReport:
     import asyncio
 
@@ -214,3 +266,138 @@ def demo(pipeline_path: str, samples: str, keep: bool) -> None:
 
     setup_logging("warning")
     sys.exit(run_demo(Path(pipeline_path), Path(samples), keep=keep))
+
+
+@main.command("kibana-import")
+@click.option(
+    "--url", required=True, help="Kibana's base URL, e.g. https://kibana.example.com:5601"
+)
+@click.option(
+    "--file",
+    "file_path",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="NDJSON export to import.  [default: the saved objects bundled with logpipe]",
+)
+@click.option("--space", default=None, help="Kibana space id.  [default: the default space]")
+@click.option("--api-key", envvar="KIBANA_API_KEY", help="API key (base64).  [env: KIBANA_API_KEY]")
+@click.option(
+    "--username", envvar="KIBANA_USERNAME", help="Basic auth user.  [env: KIBANA_USERNAME]"
+)
+@click.option(
+    "--password", envvar="KIBANA_PASSWORD", help="Basic auth password.  [env: KIBANA_PASSWORD]"
+)
+@click.option(
+    "--ca-cert", type=click.Path(exists=True, dir_okay=False), help="PEM CA for Kibana's TLS."
+)
+@click.option("--insecure", is_flag=True, help="Do not verify Kibana's TLS certificate.")
+@click.option("--timeout", type=float, default=60.0, show_default=True, help="Seconds.")
+def kibana_import(
+    url: str,
+    file_path: str | None,
+    space: str | None,
+    api_key: str | None,
+    username: str | None,
+    password: str | None,
+    ca_cert: str | None,
+    insecure: bool,
+    timeout: float,
+) -> None:
+    """Import the data view, saved searches and dashboard into Kibana (overwriting).
+
+    Exit codes: 0 every object imported; 1 Kibana unreachable, refused the
+    request, or refused some objects (each listed); 2 bad options or file.
+    """
+    from logpipe.kibana_import import (
+        Credentials,
+        KibanaImportError,
+        auth_headers,
+        bundled_objects,
+        count_objects,
+        import_objects,
+        import_url,
+        summary,
+    )
+
+    data = Path(file_path).read_bytes() if file_path else bundled_objects()
+    # Kibana accepts only a file named *.ndjson, whatever the local name.
+    filename = f"{Path(file_path).stem if file_path else 'saved-objects'}.ndjson"
+    credentials = Credentials(api_key or None, username or None, password or None)
+    try:
+        import_url(url, space)
+        auth_headers(credentials)
+    except KibanaImportError as exc:
+        raise click.UsageError(str(exc)) from None
+    try:
+        total = count_objects(data)
+    except KibanaImportError as exc:
+        click.echo(f"{file_path or 'bundled saved objects'}: {exc}", err=True)
+        sys.exit(2)
+    if insecure:
+        click.echo("warning: Kibana's TLS certificate is not verified (--insecure)", err=True)
+    try:
+        result = import_objects(
+            url,
+            data,
+            filename=filename,
+            space=space,
+            credentials=credentials,
+            ca_cert=ca_cert,
+            insecure=insecure,
+            timeout=timeout,
+        )
+    except KibanaImportError as exc:
+        click.echo(f"kibana-import failed: {exc}", err=True)
+        sys.exit(1)
+    for line in summary(result, total):
+        click.echo(line, err=not result.success)
+    if not result.success:
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("pipeline", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="One JSON object, for scripts.")
+def status(pipeline: str, as_json: bool) -> None:
+    """Show PIPELINE's files (offset, size, lag, last ack), dead letters and pending alerts.
+
+    Reads the data directory only: works while logpipe runs or not. Exit codes:
+    0 shown; 2 invalid pipeline.
+    """
+    import json
+    import time
+
+    from logpipe.status import collect, render, to_json
+
+    config = _load(pipeline)
+    now = time.time()
+    report = collect(config, pipeline)
+    if as_json:
+        click.echo(json.dumps(to_json(report, now), indent=2))
+    else:
+        click.echo("\n".join(render(report, now)))
+
+
+@main.command()
+@click.option(
+    "--url",
+    default="http://127.0.0.1:9108",
+    show_default=True,
+    help="The running logpipe's monitoring address (its /metrics).",
+)
+@click.option("--interval", type=click.FloatRange(min=0.1), default=1.0, show_default=True)
+@click.option("--once", is_flag=True, help="Print one snapshot (two scrapes apart) and exit.")
+def top(url: str, interval: float, once: bool) -> None:
+    """Live view of a running logpipe: rates per component, lag, queue, errors, alerts.
+
+    Exit codes: 0 stopped (Ctrl-C) or --once done; 1 the endpoint is unreachable.
+    """
+    from logpipe.top import TopError, run_top
+
+    try:
+        run_top(url, interval, once=once)
+    except TopError as exc:
+        click.echo(f"logpipe top: {exc}", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        pass

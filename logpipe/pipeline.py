@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -36,9 +37,11 @@ from logpipe.process import LineProcessor
 from logpipe.queue import BatchSizer, EventQueue
 from logpipe.sinks.deadletter import DeadLetterFile
 from logpipe.sinks.elasticsearch.encode import IndexNamer
+from logpipe.sinks.elasticsearch.retention import RetentionKeeper
 from logpipe.sinks.elasticsearch.sink import ElasticsearchSink
 from logpipe.sources.recover import prune_checkpoints
 from logpipe.sources.tail import Tailer
+from logpipe.stats import InputStats
 from logpipe.tasks import cancel, first_failure, stop_readers, until_stopped
 
 if TYPE_CHECKING:
@@ -88,10 +91,15 @@ class Pipeline:
         self.sink = ElasticsearchSink(
             config.output.elasticsearch, self.dead_letters, on_created=self._alert
         )
-        enricher = Enricher(fields)
         es = config.output.elasticsearch
+        self.retention = (
+            RetentionKeeper(self.sink.client, es) if es.retention.days is not None else None
+        )
+        enricher = Enricher(fields)
         namer = IndexNamer(es.index_prefix, es.index_timezone)
         alert_levels = self.alerts.levels if self.alerts is not None else frozenset()
+        self.input_stats: dict[str, InputStats] = {}
+        self.file_errors: Counter[str] = Counter()  # by input
         self._patterns = [p for input_config in config.inputs.values() for p in input_config.paths]
         prune_checkpoints(self.checkpoints, self._patterns)
         self.tailers = [
@@ -100,13 +108,14 @@ class Pipeline:
                 input_config.paths,
                 self.checkpoints,
                 self._emitter(
-                    LineProcessor(input_config, enricher, namer, self._resume_time, alert_levels)
+                    LineProcessor(input_config, enricher, namer, self._resume_time, alert_levels),
+                    self.input_stats.setdefault(name, InputStats()),
                 ),
                 max_line_bytes=input_config.max_line_bytes,
                 poll_interval=input_config.poll_interval_seconds,
                 partial_line_timeout=input_config.partial_line_timeout_seconds,
                 ack_hold=input_config.rotated_hold_seconds,
-                on_file_error=self._file_error,
+                on_file_error=functools.partial(self._file_error, name),
             )
             for name, input_config in config.inputs.items()
         ]
@@ -119,7 +128,9 @@ class Pipeline:
 
     # -- per line / per batch ------------------------------------------------------
 
-    def _emitter(self, processor: LineProcessor) -> Callable[[deque[Line]], Awaitable[None]]:
+    def _emitter(
+        self, processor: LineProcessor, stats: InputStats
+    ) -> Callable[[deque[Line]], Awaitable[None]]:
         async def emit(lines: deque[Line]) -> None:
             events = processor.process(lines)
             taken = 0
@@ -130,9 +141,14 @@ class Pipeline:
                 # Counted only once queued: lines a cancelled put did not take stay
                 # with the tailer, which emits them again later. A queued line's
                 # bytes are let go: its event carries the encoded document.
+                size = 0
                 for _ in range(taken):
-                    lines.popleft().raw = b""
+                    line = lines.popleft()
+                    size += line.end - line.offset
+                    line.raw = b""
                 if taken:
+                    stats.events += taken
+                    stats.bytes += size
                     self.read += taken
                     self._outstanding += taken
                     self._settled.clear()
@@ -217,7 +233,8 @@ class Pipeline:
             )
         self._reported_dead = dead
 
-    def _file_error(self, path: str, reason: str) -> None:
+    def _file_error(self, input_name: str, path: str, reason: str) -> None:
+        self.file_errors[input_name] += 1
         if self.alerts is not None:
             self.alerts.self_alert("file_unreadable", f"cannot read {path}", {"error": reason})
 
@@ -287,6 +304,9 @@ class Pipeline:
         fatal = False
         try:
             await until_stopped(self.sink.start(), stop)
+            if self.retention is not None:
+                # After start: the first check then finds the server up (not an hour later).
+                background.append(asyncio.create_task(self.retention.run()))
             shipper = asyncio.create_task(self._ship())
             readers = [asyncio.create_task(t.run(stop)) for t in self.tailers]
             await first_failure([*readers, shipper], stop_readers(readers, stop))

@@ -26,7 +26,7 @@ from logpipe.alerts.render import one_line
 from logpipe.event import get_path
 
 DATA_VIEW = "erp-logs"
-"""The data view shipped in deploy/kibana/data-view.ndjson."""
+"""The data view shipped in deploy/kibana/saved-objects.ndjson."""
 EVENT_WINDOW = timedelta(minutes=1)
 """Either side of an event without a request id."""
 REQUEST_WINDOW = timedelta(minutes=15)

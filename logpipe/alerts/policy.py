@@ -29,7 +29,7 @@ Two special groups keep that true under pressure, and are digest-only:
 from __future__ import annotations
 
 import math
-from collections import deque
+from collections import Counter, deque
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -109,6 +109,12 @@ class AlertPolicy:
         self._sent_at: deque[float] = deque()
         self.version = 0
         """Bumped on every change, so a caller knows when to save the state."""
+        self.grouped = 0
+        """Events counted into a group's digest instead of an e-mail of their own."""
+        self.held_back: Counter[str] = Counter()
+        """Events held back from an e-mail of their own, by reason: ``rate_limit``
+        (the group's first e-mail waited for the cap), ``overflow`` (beyond
+        ``max_groups``). Nothing is dropped: they are counted in digests."""
 
     # -- the two entry points ------------------------------------------------------
 
@@ -126,11 +132,14 @@ class AlertPolicy:
         if group is None:
             if self._ordinary_groups() >= self.max_groups:
                 group = self._special(OVERFLOW_KEY, "Errors beyond the group limit", now)
+                self.held_back["overflow"] += 1
             else:
                 group = self._new_group(key, fields, rule, now)
                 if self._allow(now):
                     return [*out, self._first(group, fields, now)]
+                self.held_back["rate_limit"] += 1
         self._count(group, fields, _event_time(fields, now), now)
+        self.grouped += 1
         return out
 
     def tick(self, now: float) -> list[Outgoing]:

@@ -117,6 +117,11 @@ class AlertService:
         """The log levels some rule matches: events at other levels are never offered."""
         return frozenset().union(*(rule.levels for rule in self._rules))
 
+    @property
+    def policy(self) -> AlertPolicy:
+        """The grouping state machine (its counters feed the metrics)."""
+        return self._policy
+
     def offer(self, fields: dict[str, Any]) -> None:
         """Queue the event for alerting if a rule matches it; returns at once."""
         rule = first_match(self._rules, fields)

@@ -6,13 +6,20 @@ Format (``version`` first so a future format can be told apart)::
      "files": {"<fingerprint>": {"path": str, "offset": int,
                                   "generation": int, "updated": float,
                                   "copy_of": "<fingerprint>",     # optional
-                                  "event_time": float}}}          # optional
+                                  "event_time": float,            # optional
+                                  "acked_at": float}}}            # optional
 
 ``offset`` is the end of the last line whose delivery was acknowledged, so a
 restart resumes exactly after it. An entry with ``copy_of`` is a file found to
 be a copy of another's content (copytruncate's ``app.log.1``): its lines are
 read, and acknowledged, as the original's ``generation``, so the entry itself
 never advances; it only says "not a new file" to the next start.
+
+``updated`` changes whenever the entry does (registered, advanced, generation
+ended); ``acked_at`` only when an acknowledgement moves the offset, so
+``logpipe status`` can tell how long ago a file last made progress. Files
+written before ``acked_at`` existed simply lack it (read as never acked), and
+older readers ignore it, so the format version stays 1.
 
 The store never moves an offset backwards within a generation: acknowledgements
 may arrive out of order and the earlier one must not undo the later.
@@ -70,6 +77,8 @@ class FileCheckpoint:
     file id whose content this file is a copy of (read under that id).
     ``event_time``: the (epoch) time of the last acknowledged event, which an
     undated line read next inherits, so that a re-read names the same index.
+    ``acked_at``: the wall-clock time an acknowledgement last moved ``offset``
+    (``None``: never, e.g. only registered).
     """
 
     path: str
@@ -78,6 +87,7 @@ class FileCheckpoint:
     updated: float = 0.0
     copy_of: str | None = None
     event_time: float | None = None
+    acked_at: float | None = None
 
 
 class CheckpointStore:
@@ -163,9 +173,10 @@ class CheckpointStore:
             or (generation == current.generation and offset <= current.offset)
         ):
             return False
-        self._files[file_id] = FileCheckpoint(
-            path, offset, generation, time.time(), event_time=event_time
-        )
+        # One clock reading serves both times: ``acked_at`` costs no extra call
+        # on this path (once per file per batch).
+        now = time.time()
+        self._files[file_id] = FileCheckpoint(path, offset, generation, now, None, event_time, now)
         self._dirty = True
         return True
 
@@ -196,7 +207,16 @@ class CheckpointStore:
         at the old file's offset or reusing its ids. Ignored (False) if the
         entry is already past ``generation``. Memory only, like :meth:`advance`.
         """
-        return self.advance(file_id, path, generation + 1, 0)
+        current = self._files.get(file_id)
+        if current is not None and current.generation > generation:
+            return False
+        # Not an acknowledgement: the last one's time is kept.
+        acked_at = None if current is None else current.acked_at
+        self._files[file_id] = FileCheckpoint(
+            path, 0, generation + 1, time.time(), acked_at=acked_at
+        )
+        self._dirty = True
+        return True
 
     def forget(self, file_id: str) -> None:
         """Drop ``file_id`` (a file that is gone and fully delivered)."""
@@ -275,6 +295,31 @@ class CheckpointStore:
             log.warning("checkpoint_corrupt_kept", extra={"error": str(move_exc)})
 
 
+def read_checkpoints(path: Path) -> tuple[dict[str, FileCheckpoint], Path | None]:
+    """Read the store at ``path`` without changing anything; for other processes.
+
+    ``logpipe status`` reads while a pipeline may be saving: each save replaces
+    the file by rename, so one open sees either the old or the new content,
+    whole; no lock is needed or taken. An unreadable main file falls back to
+    ``.prev`` (without moving anything aside, unlike :meth:`CheckpointStore.load`).
+    Returns the entries and the file they came from (``None``: no checkpoint
+    file yet). Raises ``ValueError`` (or ``OSError``) if neither copy is readable.
+    """
+    prev = path.with_name(path.name + ".prev")
+    try:
+        return _read(path), path
+    except FileNotFoundError:
+        if not prev.exists():
+            return {}, None
+        problem: Exception = FileNotFoundError(f"{path} is missing")
+    except (OSError, ValueError) as exc:
+        problem = exc
+    try:
+        return _read(prev), prev
+    except (OSError, ValueError):
+        raise ValueError(f"unreadable checkpoints {path}: {problem}") from None
+
+
 def _read(path: Path) -> dict[str, FileCheckpoint]:
     """Parse and validate a checkpoint file; ValueError on anything unexpected."""
     doc = json.loads(path.read_bytes())
@@ -297,6 +342,8 @@ def _encode_entry(cp: FileCheckpoint) -> dict[str, Any]:
         entry["copy_of"] = cp.copy_of
     if cp.event_time is not None:
         entry["event_time"] = cp.event_time
+    if cp.acked_at is not None:
+        entry["acked_at"] = cp.acked_at
     return entry
 
 
@@ -304,13 +351,14 @@ def _decode_entry(entry: Any) -> FileCheckpoint:
     if not isinstance(entry, dict):
         raise ValueError("checkpoint entry is not an object")
     path, updated, copy_of = entry.get("path"), entry.get("updated", 0.0), entry.get("copy_of")
-    event_time = entry.get("event_time")
+    event_time, acked_at = entry.get("event_time"), entry.get("acked_at")
     if (
         not isinstance(path, str)
         or isinstance(updated, bool)
         or not isinstance(updated, int | float)
         or not (copy_of is None or isinstance(copy_of, str))
-        or not (event_time is None or isinstance(event_time, int | float))
+        or not _optional_time(event_time)
+        or not _optional_time(acked_at)
     ):
         raise ValueError(f"invalid checkpoint entry: {str(entry)[:80]!r}")
     return FileCheckpoint(
@@ -320,7 +368,12 @@ def _decode_entry(entry: Any) -> FileCheckpoint:
         float(updated),
         copy_of,
         None if event_time is None else float(event_time),
+        None if acked_at is None else float(acked_at),
     )
+
+
+def _optional_time(value: Any) -> bool:
+    return value is None or (isinstance(value, int | float) and not isinstance(value, bool))
 
 
 def _count(value: Any) -> int:

@@ -5,9 +5,11 @@ Unknown keys are errors (``extra="forbid"``); every default is defined once, her
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
@@ -72,6 +74,9 @@ class RetentionConfig(Model):
 class ElasticsearchConfig(Model):
     """Where and how to index."""
 
+    # opensearch: the same bulk API through opensearch-py (the `opensearch` extra);
+    # the Elasticsearch client refuses to talk to an OpenSearch server.
+    kind: Literal["elasticsearch", "opensearch"] = "elasticsearch"
     hosts: list[str] = Field(min_length=1)
     api_key: OptSecret = None
     username: OptStr = None
@@ -97,13 +102,56 @@ class ElasticsearchConfig(Model):
             raise ValueError("password is set but username is not")
         return self
 
+    @model_validator(mode="after")
+    def _no_clear_text_to_the_network(self) -> ElasticsearchConfig:
+        if self.allow_insecure_http:
+            return self
+        for number, host in enumerate(self.hosts):
+            parts = urlsplit(host)
+            if parts.scheme == "http" and not _is_loopback(parts.hostname or ""):
+                raise ValueError(
+                    f"hosts[{number}] is plain http:// to {parts.hostname}, which is not "
+                    "loopback: use https://, or set allow_insecure_http: true"
+                )
+        return self
+
     @field_validator("hosts")
     @classmethod
     def _hosts_are_urls(cls, hosts: list[str]) -> list[str]:
         for host in hosts:
             if not re.match(r"^https?://[^/\s]+", host):
                 raise ValueError("each host must be an http:// or https:// URL")
+            if urlsplit(host).username is not None:
+                # Hosts are shown by `logpipe check` and in self-alerts; a password
+                # in the URL would go with them.
+                raise ValueError("credentials go in api_key or username/password, not in hosts")
+        if len(set(hosts)) != len(hosts):
+            raise ValueError("each host may be listed once")
+        if len({host.partition(":")[0] for host in hosts}) > 1:
+            # One TLS setting for the whole client; the client refuses to mix.
+            raise ValueError("all hosts must use the same scheme (all https://, or all http://)")
         return hosts
+
+    @field_validator("ca_cert")
+    @classmethod
+    def _ca_bundle_loads(cls, ca_cert: str | None) -> str | None:
+        # A path, or the PEM text itself (what ES_CA_CERT_FILE interpolates to).
+        # Loaded here so that `logpipe check` reports a wrong path or a broken
+        # bundle, rather than the client failing at start.
+        if ca_cert is None:
+            return None
+        import ssl
+
+        pem = ca_cert.lstrip().startswith("-----BEGIN")
+        try:
+            context = ssl.create_default_context(
+                cadata=ca_cert if pem else None, cafile=None if pem else ca_cert
+            )
+        except (OSError, ValueError):
+            raise ValueError("ca_cert must be a PEM CA bundle, as a file or as text") from None
+        if not context.cert_store_stats()["x509"]:
+            raise ValueError("ca_cert holds no certificate")
+        return ca_cert
 
     @field_validator("index_timezone")
     @classmethod
@@ -115,6 +163,15 @@ class ElasticsearchConfig(Model):
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown time zone {name!r}") from None
         return name
+
+
+def _is_loopback(hostname: str) -> bool:
+    if hostname.lower().rstrip(".") == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(hostname).is_loopback
+    except ValueError:
+        return False
 
 
 class OutputConfig(Model):

@@ -147,6 +147,19 @@ class Tailer:
         """How many files are open (matched, or retiring until read and acknowledged)."""
         return len(self._files)
 
+    @property
+    def name(self) -> str:
+        """The input's name."""
+        return self._settings.input_name
+
+    def unreadable(self) -> list[str]:
+        """Paths the globs matched that cannot be opened (permissions...) and still exist."""
+        return sorted(path for path in self._open_failed if os.path.lexists(path))
+
+    def tracked(self) -> list[TrackedFile]:
+        """The open files (for lag metrics and status); read-only use."""
+        return list(self._files.values())
+
     def positions(self) -> dict[str, int]:
         """Read position of every identified open file: file id -> end of last complete line."""
         return {tf.file_id: tf.committed for tf in self._files.values() if tf.file_id is not None}

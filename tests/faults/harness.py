@@ -425,10 +425,17 @@ class LogpipeProcess:
     def output(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
-    def events(self, name: str | None = None) -> list[dict[str, Any]]:
-        """logpipe's own JSON log records (``message`` is the event name)."""
+    def events(self, name: str | None = None, *, last_start: bool = False) -> list[dict[str, Any]]:
+        """logpipe's own JSON log records (``message`` is the event name).
+
+        ``last_start``: only those of the latest start (an earlier start killed
+        before it logged anything must not shift a count).
+        """
         out: list[dict[str, Any]] = []
-        for line in self.output().splitlines():
+        text = self.output()
+        if last_start:
+            text = text.rpartition(f"--- start {self.starts - 1} ---\n")[2]
+        for line in text.splitlines():
             if not line.startswith("{"):
                 continue
             with contextlib.suppress(ValueError):
@@ -454,11 +461,13 @@ class LogpipeProcess:
         timeout: float = 20.0,
         where: Callable[[dict[str, Any]], bool] = lambda _: True,
         count: int = 1,
+        *,
+        last_start: bool = False,
     ) -> list[dict[str, Any]]:
         """Wait until logpipe logged ``count`` ``name`` events matching ``where``."""
         deadline = time.monotonic() + timeout
         while True:
-            found = [e for e in self.events(name) if where(e)]
+            found = [e for e in self.events(name, last_start=last_start) if where(e)]
             if len(found) >= count:
                 return found
             if time.monotonic() > deadline:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -124,3 +126,12 @@ def search(
 
 def hits(result: dict[str, Any]) -> list[dict[str, Any]]:
     return [h for h in result["hits"]["hits"]]
+
+
+async def wait_until(condition: Callable[[], bool], timeout: float = 60) -> None:
+    """Poll ``condition`` on the running loop until it holds (fail after ``timeout`` s)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        assert loop.time() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.1)

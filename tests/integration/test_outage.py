@@ -4,14 +4,20 @@ everything is delivered exactly once."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from logpipe.devservers.noida import NoidaServer
 from logpipe.pipeline import Pipeline
-from tests.integration.helpers import app_line, es_client, load, search, write_pipeline
+from tests.integration.helpers import (
+    app_line,
+    es_client,
+    load,
+    search,
+    wait_until,
+    write_pipeline,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -22,14 +28,6 @@ def append_lines(log: Path, start: int, count: int) -> None:
     with log.open("a") as fh:
         for i in range(start, start + count):
             fh.write(app_line(f"2026-11-27T10:{i // 60 % 60:02d}:{i % 60:02d}", "INFO", f"n{i}"))
-
-
-async def wait_until(condition: Callable[[], bool], timeout: float = 60) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        assert loop.time() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.1)
 
 
 async def test_reader_waits_within_budget_while_elasticsearch_is_down_then_delivers_all_once(

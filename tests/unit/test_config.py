@@ -214,3 +214,116 @@ def test_alert_rules_with_conditions_and_own_recipients_load(tmp_path: Path) -> 
     assert server_errors.matches(
         {"log": {"level": "warning"}, "http": {"response": {"status_code": 503}}}
     )
+
+
+# -- output.elasticsearch: clear text, credentials in URLs, CA bundles ------------
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://localhost:9200",
+        "http://LOCALHOST:9200",
+        "http://127.0.0.1:9200",
+        "http://127.8.9.10:9200",
+        "http://[::1]:9200",
+        "https://es.internal:9200",
+        "https://10.0.0.7:9200",
+    ],
+)
+def test_https_or_loopback_hosts_need_no_flag(url: str) -> None:
+    config = load_config(REPO / "pipelines" / "erp.yml", {"ES_URL": url})
+    assert config.output.elasticsearch.hosts == [url]
+
+
+@pytest.mark.parametrize(
+    "url", ["http://es.internal:9200", "http://10.0.0.7:9200", "http://[fd00::7]:9200"]
+)
+def test_plain_http_to_the_network_is_refused_naming_the_flag(url: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(REPO / "pipelines" / "erp.yml", {"ES_URL": url})
+    (problem,) = caught.value.problems
+    assert problem.path == "output.elasticsearch"
+    assert "hosts[0] is plain http://" in problem.message
+    assert "allow_insecure_http: true" in problem.message
+
+
+def test_plain_http_to_the_network_is_accepted_when_allowed(tmp_path: Path) -> None:
+    text = (REPO / "pipelines" / "erp.yml").read_text()
+    text = text.replace("    index_prefix:", "    allow_insecure_http: true\n    index_prefix:")
+    pipeline = tmp_path / "erp.yml"
+    pipeline.write_text(text)
+    config = load_config(pipeline, {"ES_URL": "http://es.internal:9200"})
+    assert config.output.elasticsearch.allow_insecure_http is True
+
+
+def test_every_host_in_a_list_is_checked(tmp_path: Path) -> None:
+    text = (REPO / "pipelines" / "erp.yml").read_text()
+    text = text.replace(
+        '["${ES_URL:-http://localhost:9200}"]', '["http://localhost:9200", "${ES_URL}"]'
+    )
+    pipeline = tmp_path / "erp.yml"
+    pipeline.write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(pipeline, {"ES_URL": "http://es2:9200"})
+    assert "hosts[1] is plain http:// to es2" in str(caught.value)
+
+
+def test_credentials_in_a_host_url_are_refused_and_not_echoed() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(
+            REPO / "pipelines" / "erp.yml", {"ES_URL": "https://writer:s3cret-pw@es.internal:9200"}
+        )
+    (problem,) = caught.value.problems
+    assert problem.path == "output.elasticsearch.hosts"
+    assert "not in hosts" in problem.message
+    assert "s3cret-pw" not in str(caught.value)
+
+
+def test_a_host_listed_twice_is_refused(tmp_path: Path) -> None:
+    text = (REPO / "pipelines" / "erp.yml").read_text()
+    text = text.replace(
+        '["${ES_URL:-http://localhost:9200}"]', '["https://es1:9200", "https://es1:9200"]'
+    )
+    pipeline = tmp_path / "erp.yml"
+    pipeline.write_text(text)
+    with pytest.raises(ConfigError, match="each host may be listed once"):
+        load_config(pipeline, {})
+
+
+def test_ca_cert_is_a_pem_file_or_pem_text(tmp_path: Path) -> None:
+    import trustme
+
+    ca_file = tmp_path / "ca.pem"
+    trustme.CA().cert_pem.write_to_path(str(ca_file))
+    erp = REPO / "pipelines" / "erp.yml"
+    by_path = load_config(erp, {"ES_CA_CERT": str(ca_file)})
+    assert by_path.output.elasticsearch.ca_cert == str(ca_file)
+    # ES_CA_CERT_FILE: the variable's value is the file's text, the PEM itself.
+    by_text = load_config(erp, {"ES_CA_CERT_FILE": str(ca_file)})
+    assert (by_text.output.elasticsearch.ca_cert or "").startswith("-----BEGIN CERTIFICATE-----")
+
+
+@pytest.mark.parametrize("content", [None, "", "not a certificate\n"])
+def test_a_missing_or_broken_ca_cert_is_a_config_problem(
+    tmp_path: Path, content: str | None
+) -> None:
+    ca_file = tmp_path / "ca.pem"
+    if content is not None:
+        ca_file.write_text(content)
+    with pytest.raises(ConfigError) as caught:
+        load_config(REPO / "pipelines" / "erp.yml", {"ES_CA_CERT": str(ca_file)})
+    (problem,) = caught.value.problems
+    assert problem.path == "output.elasticsearch.ca_cert"
+    assert "PEM" in problem.message or "no certificate" in problem.message
+
+
+def test_hosts_mixing_http_and_https_are_refused(tmp_path: Path) -> None:
+    text = (REPO / "pipelines" / "erp.yml").read_text()
+    text = text.replace(
+        '["${ES_URL:-http://localhost:9200}"]', '["https://es1:9200", "http://localhost:9200"]'
+    )
+    pipeline = tmp_path / "erp.yml"
+    pipeline.write_text(text)
+    with pytest.raises(ConfigError, match="same scheme"):
+        load_config(pipeline, {})

@@ -12,13 +12,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import ssl
+import time
+import warnings
+from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from elastic_transport import ConnectionError as TransportConnectionError
-from elastic_transport import ConnectionTimeout, TransportError
+from elastic_transport import ConnectionTimeout, TlsError, TransportError
 from elasticsearch import ApiError, AsyncElasticsearch
 from elasticsearch.serializer import NdjsonSerializer, OrjsonSerializer
 
@@ -39,20 +41,44 @@ from logpipe.sinks.elasticsearch.repair import (
     move_conflicting_field,
     safe_core,
 )
+from logpipe.sinks.tls import tls_context
+from logpipe.stats import Durations
 
 log = logging.getLogger("logpipe.elasticsearch")
+
+# aiohttp warns (ResourceWarning) on every request body over 1 MiB passed as
+# bytes, and the client turns a warning raised as an error (python -W error,
+# PYTHONWARNINGS) into a ConnectionError: every large bulk request would then
+# fail forever. The body is already in memory and written without blocking.
+warnings.filterwarnings(
+    "ignore", message="Sending a large body directly with raw bytes", category=ResourceWarning
+)
 
 _BULK_FILTER = ["errors", "items.*.status", "items.*.error"]
 
 
 @dataclass(slots=True)
 class SinkStats:
+    """Counters since start, read by the metrics endpoint and the run report.
+
+    ``sent_bytes``: bulk bodies Elasticsearch answered (retries included).
+    ``dead_letter_reasons`` / ``request_errors`` / ``retries``: counts by a short
+    cause (the error ``type``, ``HTTP 503``, ``ConnectionError``), so that a
+    metric label never carries a document's text. ``request_seconds``: every
+    answered bulk request's round trip.
+    """
+
     created: int = 0
     duplicates: int = 0
     dead_lettered: int = 0
     repaired: int = 0
     retried_items: int = 0
     failed_requests: int = 0
+    sent_bytes: int = 0
+    dead_letter_reasons: Counter[str] = field(default_factory=Counter)
+    request_errors: Counter[str] = field(default_factory=Counter)
+    retries: Counter[str] = field(default_factory=Counter)
+    request_seconds: Durations = field(default_factory=Durations)
 
 
 class _BulkBodySerializer(NdjsonSerializer, OrjsonSerializer):
@@ -70,10 +96,20 @@ class _BulkBodySerializer(NdjsonSerializer, OrjsonSerializer):
 
 
 def make_client(config: ElasticsearchConfig) -> AsyncElasticsearch:
-    """An async client with logpipe's own retry policy (the client's is off)."""
+    """An async client with logpipe's own retry policy, failing over between ``hosts``.
+
+    Answers (429, 5xx) and timeouts are never retried by the client: ``send``
+    retries them per item, with backoff. A connection error is different: the
+    node is down, and the request goes at once to the next live node. The
+    client marks the dead node out of rotation and tries it again, alone, after
+    a growing pause (1 s, doubling, at most 30 s). Sniffing stays off: logpipe
+    may sit behind a load balancer, and the nodes' publish addresses may not be
+    reachable from the pod.
+    """
     kwargs: dict[str, Any] = {
         "request_timeout": config.request_timeout_seconds,
-        "max_retries": 0,
+        "max_retries": len(config.hosts) - 1,
+        "retry_on_status": (),
         "retry_on_timeout": False,
         "serializers": {
             OrjsonSerializer.mimetype: OrjsonSerializer(),
@@ -87,11 +123,9 @@ def make_client(config: ElasticsearchConfig) -> AsyncElasticsearch:
         password = config.password.get_secret_value() if config.password else ""
         kwargs["basic_auth"] = (config.username, password)
     if any(h.startswith("https://") for h in config.hosts):
-        context = ssl.create_default_context(cafile=config.ca_cert)
-        if not config.verify_certs:
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-        kwargs["ssl_context"] = context
+        # One context for every https host: certificate and hostname verified
+        # against the system's CAs, or only against ca_cert when it is set.
+        kwargs["ssl_context"] = tls_context(config)
     return AsyncElasticsearch(config.hosts, **kwargs)
 
 
@@ -107,6 +141,10 @@ class ElasticsearchSink:
         client: AsyncElasticsearch | None = None,
     ) -> None:
         self._config = config
+        if client is None and config.kind == "opensearch":
+            from logpipe.sinks.opensearch import make_opensearch_client
+
+            client = make_opensearch_client(config)  # type: ignore[assignment]
         self._client = client or make_client(config)
         self._dead_letters = dead_letters
         self._on_created = on_created
@@ -115,6 +153,12 @@ class ElasticsearchSink:
         self.give_up_at: float | None = None  # loop time; set by --once
         self._failing_since: float | None = None  # loop time of the first failure in a row
         self.last_error: str | None = None
+        self.connected = False  # start() has reached the server (and checked the template)
+
+    @property
+    def client(self) -> AsyncElasticsearch:
+        """The client (shared by retention; closed by :meth:`close`)."""
+        return self._client
 
     def unreachable_for(self) -> float | None:
         """Seconds since requests started failing as a whole, or None while they succeed."""
@@ -134,6 +178,7 @@ class ElasticsearchSink:
             except RetryableSinkError as exc:
                 await self._backoff(attempt, f"Elasticsearch unreachable: {exc}")
                 attempt += 1
+        self.connected = True
         version = str(info.get("version", {}).get("number", "?"))
         log.info("elasticsearch_connected", extra={"version": version})
 
@@ -164,6 +209,7 @@ class ElasticsearchSink:
                 response = await self._bulk(body)
             except RetryableSinkError as exc:
                 self.stats.failed_requests += 1
+                self.stats.retries["request_failed"] += 1
                 await self._backoff(attempt, f"bulk request failed: {exc}")
                 attempt += 1
                 continue
@@ -179,6 +225,7 @@ class ElasticsearchSink:
             if retry:
                 # Repaired items alone go straight back; 429/5xx ones wait first.
                 self.stats.retried_items += len(retry)
+                self.stats.retries["item_rejected_transiently"] += len(retry)
                 await self._backoff(attempt, f"{len(retry)} items answered 429/5xx")
                 attempt += 1
 
@@ -191,7 +238,10 @@ class ElasticsearchSink:
             resp = await self._client.bulk(operations=operations, filter_path=_BULK_FILTER)
             return dict(resp.body)
 
+        started = time.monotonic()
         result: dict[str, Any] = await self._call(request)
+        self.stats.request_seconds.observe(time.monotonic() - started)
+        self.stats.sent_bytes += len(body)
         return result
 
     def _settle(
@@ -237,6 +287,7 @@ class ElasticsearchSink:
                 log.error("dead_letter_write_failed", extra={"reason": str(exc)})
                 return retry + [item for item, _ in rejected], repaired
             self.stats.dead_lettered += len(rejected)
+            self.stats.dead_letter_reasons.update(_cause(reason) for _, reason in rejected)
             # The events are real even if their documents were refused: alert on them.
             self._created([item for item, _ in rejected])
         return retry, repaired
@@ -284,6 +335,7 @@ class ElasticsearchSink:
 
     def _failed(self, error: str) -> None:
         self.last_error = error
+        self.stats.request_errors[error] += 1
         if self._failing_since is None:
             self._failing_since = asyncio.get_running_loop().time()
 
@@ -291,6 +343,12 @@ class ElasticsearchSink:
         """Run one request, mapping transport failures onto logpipe's error tree."""
         try:
             result = await fn()
+        except TlsError as exc:
+            # Say why ("certificate verify failed: Hostname mismatch, ..."): it is
+            # what the operator has to fix. The message names host, port and the
+            # TLS error, never a credential; the metric label stays short.
+            self._failed("TlsError")
+            raise RetryableSinkError(f"TlsError: {exc.message}") from None
         except (TransportConnectionError, ConnectionTimeout) as exc:
             self._failed(type(exc).__name__)
             raise RetryableSinkError(type(exc).__name__) from None
@@ -309,3 +367,9 @@ class ElasticsearchSink:
         if hasattr(result, "body"):
             return result.body
         return result
+
+
+def _cause(reason: str) -> str:
+    """The short cause of a rejection reason: ``400 mapper_parsing_exception: ...`` -> its type."""
+    head = reason.partition(":")[0]
+    return head.split(" ", 1)[1] if head[:3].isdigit() and " " in head else head or "rejected"

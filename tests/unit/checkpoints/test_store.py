@@ -41,7 +41,8 @@ def test_offset_never_moves_backwards_within_a_generation(tmp_path: Path) -> Non
     assert store.advance("f", "p", 0, 100)
     assert not store.advance("f", "p", 0, 50)
     assert not store.advance("f", "p", 0, 100)
-    assert store.get("f") == FileCheckpoint("p", 100, 0, store.snapshot()["f"].updated)
+    updated = store.snapshot()["f"].updated
+    assert store.get("f") == FileCheckpoint("p", 100, 0, updated, acked_at=updated)
 
 
 def test_higher_generation_replaces_and_lower_is_ignored(tmp_path: Path) -> None:

@@ -1,30 +1,20 @@
-"""Send rendered alerts over SMTP, off the indexing path.
+"""Send one alert e-mail over SMTP, and say whether a failure is worth retrying.
 
-:func:`send_message` (one message, one session, bounded by timeouts) and
-:func:`is_transient` are what :class:`logpipe.alerts.service.AlertService`
-delivers its spool with. :class:`EmailAlerter` is the earlier, ungrouped path
-(one e-mail per event, in-memory queue, drops when full), kept working until
-the pipeline switches to the service.
+:class:`logpipe.alerts.delivery.SpoolSender` delivers the alert spool with
+:func:`send_message` (one message, one session, every step bounded by
+``SmtpSettings.timeout``, cancellable at once) and decides what a failure means
+with :func:`is_transient`. Retries, backoff and giving up are the sender's
+business; this module only sends and classifies.
 
-For :class:`EmailAlerter` the alert path is ``rule -> queue -> sender``. This
-module is the last two: :meth:`EmailAlerter.offer` snapshots an event's alert fields
-onto a bounded queue without ever waiting, and :meth:`EmailAlerter.run` is the
-one task that takes them off the queue, renders and delivers them. Rendering
-happens in the sender, not in ``offer``: the ``email`` package needs about a
-millisecond per message, which a burst of errors must not add to the indexing
-path. Indexing therefore never
-waits on e-mail: when SMTP is slow or down the queue fills and further alerts
-are dropped and counted, not buffered without bound.
+Failures are split in two::
 
-Delivery failures are split in two, and neither ever ends the sender task::
-
-    transient (retried with jittered exponential backoff, up to max_attempts)
+    transient (the sender keeps the e-mail spooled and retries it)
      ├── OSError: connection refused/reset, DNS, socket timeouts
      │    (aiosmtplib's SMTPServerDisconnected, SMTPConnectError and
      │     SMTPTimeoutError are OSErrors too)
      ├── SMTPResponseException with a 4xx code ("451 try later")
      └── SMTPRecipientsRefused where some refusal was 4xx
-    permanent (counted failed and logged at once)
+    permanent (the sender moves the e-mail to failed/ at once)
      ├── SMTPResponseException with any other code (550, 535 bad login, ...)
      ├── ssl.SSLCertVerificationError: retrying cannot fix a certificate
      └── any other SMTPException (e.g. STARTTLS or AUTH not supported)
@@ -34,19 +24,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import socket
 import ssl
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import getaddresses
-from typing import Any
 
 import aiosmtplib
-
-from logpipe.alerts.render import alert_fields, render_email
-from logpipe.errors import DeliveryError
 
 log = logging.getLogger("logpipe.alerts")
 
@@ -78,204 +62,6 @@ class SmtpSettings:
             raise ValueError("username and password must be set together")
 
 
-@dataclass(slots=True)
-class AlertStats:
-    """Counters of what happened to alerts since start.
-
-    ``sent`` delivered; ``failed`` given up on (permanent error or attempts
-    exhausted); ``dropped`` never queued because the queue was full, or still
-    queued at :meth:`EmailAlerter.close`; ``retried`` attempts repeated after a
-    transient error.
-    """
-
-    sent: int = 0
-    failed: int = 0
-    dropped: int = 0
-    retried: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class _Alert:
-    """What waits on the queue: the event's alert fields and when it was offered."""
-
-    fields: dict[str, Any]
-    offered_at: datetime
-
-
-class EmailAlerter:
-    """Queue alert e-mails without blocking and deliver them from one task.
-
-    Usage::
-
-        alerter = EmailAlerter(settings, sender=..., to=[...])
-        task = asyncio.create_task(alerter.run())
-        ...
-        if event.alert is not None and rule.matches(event.alert):
-            alerter.offer(event.alert)
-        ...
-        await alerter.drain(timeout=30)   # --once: let queued alerts go out
-        await alerter.close()
-
-    ``offer`` does not apply any rule: deciding *whether* to alert (rule,
-    throttle, digest) belongs upstream, so that it can change without touching
-    delivery.
-    """
-
-    def __init__(
-        self,
-        settings: SmtpSettings,
-        *,
-        sender: str,
-        to: list[str],
-        subject_template: str = "Critical Error: {message}",
-        queue_size: int = 1000,
-        max_attempts: int = 5,
-        backoff_base: float = 0.5,
-        backoff_max: float = 30.0,
-    ) -> None:
-        if queue_size < 1 or max_attempts < 1 or backoff_base < 0 or backoff_max < 0:
-            raise ValueError("queue_size and max_attempts must be >= 1, backoffs >= 0")
-        self._settings = settings
-        self._sender = sender
-        self._to = list(to)
-        # The envelope is fixed from configuration, so no header can add a
-        # recipient even if one were ever smuggled into the message.
-        self._envelope_from = bare_address(sender)
-        self._envelope_to = [bare_address(address) for address in to]
-        self._subject_template = subject_template
-        self._max_attempts = max_attempts
-        self._backoff_base = backoff_base
-        self._backoff_max = backoff_max
-        self._queue: asyncio.Queue[_Alert] = asyncio.Queue(maxsize=queue_size)
-        self._task: asyncio.Task[None] | None = None
-        self._dropping = False
-        self._closed = False
-        self.stats = AlertStats()
-        # Fail at start-up, not at the first error of the day, on a bad address.
-        render_email({}, sender=sender, to=self._to, subject_template=subject_template)
-
-    def offer(self, fields: dict[str, Any]) -> bool:
-        """Queue an alert for the event ``fields``; never waits.
-
-        Returns False, and counts the alert as dropped, when the queue is full.
-        """
-        # Checked first: during a flood most offers are drops, and each must
-        # cost the indexing path next to nothing.
-        if self._queue.full():
-            self.stats.dropped += 1
-            # One warning per streak of drops: a flood must not flood the log too.
-            level = logging.DEBUG if self._dropping else logging.WARNING
-            log.log(level, "alert_dropped", extra={"reason": "queue_full", **self._counts()})
-            self._dropping = True
-            return False
-        # Cannot raise QueueFull: nothing awaits between the check and the put.
-        self._queue.put_nowait(_Alert(alert_fields(fields), datetime.now(UTC)))
-        self._dropping = False
-        return True
-
-    async def run(self) -> None:
-        """Deliver queued alerts until cancelled; no SMTP error ends this loop."""
-        if self._closed:
-            return  # close() ran before this task got its first turn
-        self._task = asyncio.current_task()
-        while True:
-            alert = await self._queue.get()
-            try:
-                message = render_email(
-                    alert.fields,
-                    sender=self._sender,
-                    to=self._to,
-                    subject_template=self._subject_template,
-                    date=alert.offered_at,
-                )
-                await self._deliver(message)
-            except asyncio.CancelledError:
-                self.stats.dropped += 1
-                log.warning("alert_dropped", extra={"reason": "closed", "count": 1})
-                raise
-            finally:
-                self._queue.task_done()
-
-    async def drain(self, timeout: float | None = None) -> None:
-        """Wait until every queued alert has been sent or given up on.
-
-        Needs :meth:`run` to be running. Raises :class:`DeliveryError` if that
-        takes longer than ``timeout`` seconds (``--once`` then exits non-zero);
-        the alerts stay queued.
-        """
-        try:
-            await asyncio.wait_for(self._queue.join(), timeout)
-        except TimeoutError:
-            raise DeliveryError(
-                f"{self._queue.qsize()} alerts still queued, and maybe one being sent, "
-                f"after {timeout}s"
-            ) from None
-
-    async def close(self) -> None:
-        """Cancel the sender task and wait for it to end.
-
-        Alerts still queued are counted as dropped: call :meth:`drain` first to
-        give them a chance.
-        """
-        self._closed = True
-        task, self._task = self._task, None
-        if task is not None and task is not asyncio.current_task() and not task.done():
-            task.cancel()
-            # wait() rather than awaiting the task: its CancelledError is its
-            # own, while a cancellation of close()'s caller still propagates.
-            await asyncio.wait({task})
-        # Empty the queue rather than just counting it: a second close() must
-        # not count the same alerts again, and a waiting drain() must return.
-        pending = 0
-        while not self._queue.empty():
-            self._queue.get_nowait()
-            self._queue.task_done()
-            pending += 1
-        if pending:
-            self.stats.dropped += pending
-            log.warning("alert_dropped", extra={"reason": "closed", "count": pending})
-
-    async def _deliver(self, message: EmailMessage) -> None:
-        # The Subject is already one sanitised line (render.safe_subject), so it
-        # is safe in our own log output too.
-        context: dict[str, Any] = {
-            "subject": str(message["Subject"]),
-            "message_id": str(message["Message-ID"]),
-        }
-        for attempt in range(1, self._max_attempts + 1):
-            context["attempts"] = attempt
-            try:
-                await self._send(message)
-            except (aiosmtplib.SMTPException, OSError) as error:
-                context["error"] = describe(error)
-                if not is_transient(error) or attempt == self._max_attempts:
-                    self.stats.failed += 1
-                    log.error("alert_failed", extra={**context, **self._counts()})
-                    return
-                delay = self._backoff(attempt)
-                self.stats.retried += 1
-                log.warning("alert_retried", extra={**context, "delay_seconds": round(delay, 3)})
-                await asyncio.sleep(delay)
-            else:
-                self.stats.sent += 1
-                log.info("alert_sent", extra=context)
-                return
-
-    async def _send(self, message: EmailMessage) -> None:
-        await send_message(
-            self._settings, message, sender=self._envelope_from, recipients=self._envelope_to
-        )
-
-    def _counts(self) -> dict[str, int]:
-        return {"sent": self.stats.sent, "failed": self.stats.failed, "dropped": self.stats.dropped}
-
-    def _backoff(self, attempt: int) -> float:
-        # "Equal jitter": half the exponential delay fixed, half random, so that
-        # retries spread out but never collapse to zero against a down server.
-        ceiling = min(self._backoff_max, self._backoff_base * 2.0 ** (attempt - 1))
-        return ceiling / 2 + random.uniform(0, ceiling / 2)
-
-
 async def send_message(
     settings: SmtpSettings, message: EmailMessage, *, sender: str, recipients: list[str]
 ) -> None:
@@ -287,10 +73,10 @@ async def send_message(
     stalls costs at most that long per step.
 
     Cancelling this coroutine always ends it at once with ``CancelledError``,
-    which is what lets ``close()`` stop a sender. That takes two guards, because
-    aiosmtplib awaits every step through ``asyncio.wait_for``, and on Python
-    3.11 ``wait_for`` swallows a cancellation that arrives in the same loop
-    iteration as the step's own outcome (CPython gh-86296): it returns the
+    which is what lets ``AlertService.close()`` stop the sender. That takes two
+    guards, because aiosmtplib awaits every step through ``asyncio.wait_for``,
+    and on Python 3.11 ``wait_for`` swallows a cancellation that arrives in the
+    same loop iteration as the step's own outcome (CPython gh-86296): it returns the
     result, or raises the step's error (a refused connection, say), and the
     cancellation is gone. The sender would then take it for an ordinary failed
     attempt, retry, and never end. So the session runs in a task of its own that

@@ -28,40 +28,14 @@ if renamed away before any line was acknowledged, and moves a deleted file's
 entry to the next generation. Dead entries are removed by
 :func:`logpipe.sources.recover.prune_checkpoints`, which the pipeline calls.
 
-Copytruncate, and where it can lose lines
------------------------------------------
-logrotate's ``copytruncate`` copies ``app.log`` to ``app.log.1`` and then
-truncates ``app.log`` in place (same inode). Say we had read up to offset P
-when the copy was made:
-
-* Bytes the writer appended after P and before the copy are in the copy only.
-  When the truncation is noticed (file shorter than P, or its first line
-  changed), the tailer looks in the file's directory for the copy: a regular
-  file we do not read yet, at least P bytes long, starting with the same first
-  line and holding the same bytes just before P as we read; newest first. It
-  reads the copy from the end of the last complete line emitted to its end,
-  under the old file id and generation, so those lines get exactly the ids
-  they would have had (:mod:`logpipe.sources.copies`). That closes the window.
-* If the globs match the copy (``app.log*``), it is recognised as a copy when
-  discovered (same first line, same bytes as the original or as our last read)
-  and read the same way: it adds the lost bytes, never a second set of lines.
-  Its own fingerprint is registered as a copy, so a restart does not take it
-  for a new file either.
-* Without a copy next to the file (``olddir`` elsewhere, compressed before we
-  looked, or a plain ``truncate``), the bytes from P to the truncation are
-  lost. The part we knew existed (size at our last look minus P) is added to
-  :attr:`Tailer.copytruncate_gap_bytes`; bytes written after our last look are
-  lost uncounted. A partial last line already read is emitted as it is.
-* Bytes written between logrotate's copy and its truncate are in neither file:
-  lost by logrotate itself, whoever reads.
-* A truncate-and-rewrite past P between two looks that keeps the same first
-  line (files that all start with one header line) cannot be told from
-  growth: reading goes on at P in the new content.
-* While stopped, the same search runs at start for every checkpointed file
-  whose inode now holds other (or less) content.
+A truncated file (logrotate's ``copytruncate``) is read on from its copy
+when one can be found, and a copy the globs match is read as its original,
+never as a new file: see :mod:`logpipe.sources.copytruncate`, which also says
+where lines can still be lost.
 
 :meth:`Tailer.run` repeats passes until stopped, woken by inotify when it is
-available and by a ``poll_interval`` timer in any case.
+available and by a ``poll_interval`` timer in any case
+(:mod:`logpipe.sources.wakeup`).
 """
 
 from __future__ import annotations
@@ -73,12 +47,12 @@ import os
 import time
 from collections.abc import Callable
 
-from logpipe.sources.copies import find_copy_source, find_truncation_copy
+from logpipe.sources.copytruncate import CopyTruncate
 from logpipe.sources.fingerprint import FileKey
 from logpipe.sources.locate import glob_files
 from logpipe.sources.recover import plan_recovery
-from logpipe.sources.tracked import CheckpointAccess, Emit, ReadSettings, TrackedFile, Truncation
-from logpipe.sources.watch import DirectoryWatcher, watch_root
+from logpipe.sources.tracked import CheckpointAccess, Emit, ReadSettings, TrackedFile
+from logpipe.sources.wakeup import Wakeup
 
 __all__ = ["Emit", "Tailer"]
 
@@ -86,9 +60,6 @@ log = logging.getLogger("logpipe.tail")
 
 FileErrorHook = Callable[[str, str], None]  # (path, what went wrong)
 
-# After a wake-up, wait this long before reading so that a writer's burst of
-# small writes (one inotify event each) is read in one pass, not one per write.
-_WAKE_DEBOUNCE = 0.05
 # A file that left the globs is final after this many idle poll intervals.
 _IDLE_INTERVALS = 2
 
@@ -122,25 +93,29 @@ class Tailer:
         # Told once per path that cannot be opened, and on each failed read.
         self._on_file_error = on_file_error
         self._poll_interval = poll_interval
-        self._use_inotify = use_inotify
         self._partial_line_timeout = partial_line_timeout
         self._ack_hold = ack_hold
         self._files: dict[FileKey, TrackedFile] = {}
         self._open_failed: set[str] = set()  # paths already warned about
         self._recovered = False  # the first pass's recovery is done
-        # New files that may be copies of a file we read, too short yet to tell:
-        # when first seen (they are opened as files of their own after a while).
-        self._undecided: dict[FileKey, float] = {}
-        self._wake = asyncio.Event()
+        self._copies = CopyTruncate(
+            self._settings,
+            self._files,
+            self._stopping,
+            undecided_for=_IDLE_INTERVALS * poll_interval,
+        )
+        self._wakeup = Wakeup(self._patterns, poll_interval, use_inotify)
         self._stop: asyncio.Event | None = None
-        self._watcher: DirectoryWatcher | None = None
-        self.copytruncate_gap_bytes = 0
+
+    @property
+    def copytruncate_gap_bytes(self) -> int:
         """Bytes known lost to truncations whose copy could not be found (a metric)."""
+        return self._copies.gap_bytes
 
     @property
     def watching(self) -> bool:
         """True while inotify wakes the tailer (False: polling only)."""
-        return self._watcher is not None
+        return self._wakeup.watching
 
     @property
     def open_files(self) -> int:
@@ -177,7 +152,7 @@ class Tailer:
             if self._stopping():
                 return
             try:
-                await tf.read(self._stopping, self._on_truncated)
+                await tf.read(self._stopping, self._copies.on_truncated)
                 await self._flush_stale_partial(tf)
             except OSError as exc:
                 self._read_failed(tf, exc)
@@ -186,28 +161,22 @@ class Tailer:
     async def run(self, stop: asyncio.Event) -> None:
         """Follow the files until ``stop`` is set (then return after the current line)."""
         self._stop = stop
-        self._start_watcher()
+        self._wakeup.start(tf.path for tf in self._files.values())
         relay = asyncio.create_task(self._wake_on(stop))
         try:
             while not stop.is_set():
-                self._wake.clear()
-                self._watch_pattern_dirs()
+                self._wakeup.begin_pass()
                 await self.read_available()
-                with contextlib.suppress(TimeoutError):
-                    # asyncio.timeout, not wait_for, which can swallow a cancellation
-                    # on 3.11 (gh-86296).
-                    async with asyncio.timeout(self._poll_interval):
-                        await self._wake.wait()
-                    await asyncio.sleep(_WAKE_DEBOUNCE)
+                await self._wakeup.wait()
         finally:
             relay.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await relay
-            self._stop_watcher()
+            self._wakeup.stop()
 
     def close(self) -> None:
         """Close every file and stop watching (idempotent)."""
-        self._stop_watcher()
+        self._wakeup.stop()
         for tf in self._files.values():
             tf.close()
         self._files.clear()
@@ -217,7 +186,7 @@ class Tailer:
 
     async def _wake_on(self, stop: asyncio.Event) -> None:
         await stop.wait()
-        self._wake.set()
+        self._wakeup.set()
 
     def _discover(self) -> set[FileKey]:
         """Open files new to us; note renames; return the keys the globs match now."""
@@ -232,8 +201,7 @@ class Tailer:
             elif tf.path not in paths:
                 log.info("file_renamed", extra={"path": paths[0], "old_path": tf.path})
                 tf.path = paths[0]
-        for key in set(self._undecided) - set(found):
-            del self._undecided[key]
+        self._copies.forget_missing(found)
         return set(found)
 
     def _recover(self, matched: dict[FileKey, list[str]]) -> None:
@@ -278,13 +246,11 @@ class Tailer:
         if tf.key in self._files:  # replaced between stat and open, by a file we have
             tf.close()
             return
-        if not self._adopt_if_copy(tf):
+        if not self._copies.adopt_if_copy(tf):
             tf.close()  # maybe a copy, too short to tell yet: look again next pass
             return
         self._files[tf.key] = tf
-        if self._watcher is not None:
-            # A symlink's target may live elsewhere; its writes notify that directory.
-            self._watcher.watch(os.path.dirname(os.path.realpath(path)))
+        self._wakeup.watch_file(path)
 
     def _open_failed_once(self, path: str, exc: OSError) -> None:
         # Permission problems persist: one warning per path, not one per pass.
@@ -301,60 +267,6 @@ class Tailer:
         if self._on_file_error is not None:
             self._on_file_error(tf.path, f"read failed: {exc.strerror or exc}")
         self._drop(tf, "read_failed")
-
-    def _adopt_if_copy(self, new: TrackedFile) -> bool:
-        """If ``new`` copies the content of a file we read, make it read as that file.
-
-        Then its lines get the original's ids from where the original had got
-        to: a copy the globs match (``app.log*`` and copytruncate) adds only
-        what the original lost to its truncation, never a second set of the
-        lines. False: undecided yet, do not open it now.
-        """
-        source, decided = find_copy_source(self._files.values(), new)
-        if not decided:
-            first_seen = self._undecided.setdefault(new.key, time.monotonic())
-            if time.monotonic() - first_seen < _IDLE_INTERVALS * self._poll_interval:
-                return False
-        self._undecided.pop(new.key, None)
-        if source is not None and source.file_id is not None:
-            new.assume(source.file_id, source.generation, source.committed)
-            log.info(
-                "file_copy_found",
-                extra={"path": new.path, "source": source.path, "file_id": source.file_id},
-            )
-        return True
-
-    async def _on_truncated(self, tf: TrackedFile, cut: Truncation) -> None:
-        """Read what the truncated content held past our position from its copy, if any."""
-        if any(
-            other.is_copy and (other.file_id, other.generation) == (cut.file_id, cut.generation)
-            for other in self._files.values()
-        ):
-            return  # already found, through the globs: it reads from where we were
-        copy = find_truncation_copy(tf.path, cut, set(self._files))
-        if copy is None:
-            lost = max(0, cut.size_before - cut.position)
-            self.copytruncate_gap_bytes += lost
-            if lost:
-                log.warning(
-                    "copytruncate_gap",
-                    extra={"path": tf.path, "file_id": cut.file_id, "bytes": lost},
-                )
-            if cut.partial is not None:
-                await tf.emit_line(cut.partial)
-            return
-        if copy.size <= cut.committed:
-            os.close(copy.fd)  # nothing in it we have not emitted
-            return
-        copy_tf = TrackedFile(copy.fd, tf.path, self._settings, matched=False)
-        copy_tf.assume(cut.file_id, cut.generation, cut.committed)
-        self._files[copy_tf.key] = copy_tf
-        log.info(
-            "file_recovered",
-            extra={"path": copy.path, "old_path": tf.path, "file_id": cut.file_id, "copy": True},
-        )
-        # Now, before the new content: the old lines keep their place in the stream.
-        await copy_tf.read(self._stopping, self._on_truncated)
 
     async def _flush_stale_partial(self, tf: TrackedFile) -> None:
         timeout = self._partial_line_timeout
@@ -404,25 +316,3 @@ class Tailer:
             "file_closed",
             extra={"path": tf.path, "file_id": tf.file_id, "reason": reason, "offset": tf.position},
         )
-
-    def _start_watcher(self) -> None:
-        if not self._use_inotify or self._watcher is not None:
-            return
-        watcher = DirectoryWatcher(asyncio.get_running_loop(), self._wake)
-        if watcher.start():
-            self._watcher = watcher
-            for tf in self._files.values():
-                watcher.watch(os.path.dirname(os.path.realpath(tf.path)))
-
-    def _watch_pattern_dirs(self) -> None:
-        """(Re)try watching every pattern's directory: some may appear later."""
-        if self._watcher is None:
-            return
-        for pattern in self._patterns:
-            directory, recursive = watch_root(pattern)
-            self._watcher.watch(directory, recursive=recursive)
-
-    def _stop_watcher(self) -> None:
-        watcher, self._watcher = self._watcher, None
-        if watcher is not None:
-            watcher.stop()

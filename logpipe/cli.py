@@ -1,4 +1,4 @@
-"""The ``logpipe`` command: run, check, demo. No logic of its own beyond wiring.
+"""The ``logpipe`` command: run, check, dlq, status, top, demo, kibana-import. Wiring only.
 
 Only click is imported up front, so ``logpipe --help`` answers at once: each
 command imports what it uses. ``check`` needs pydantic and the config models;
@@ -8,9 +8,6 @@ and the pipeline. tests/unit/test_cli_imports.py keeps it that way.
 
 from __future__ import annotations
 
-import contextlib
-import gc
-import signal
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,7 +16,6 @@ import click
 
 if TYPE_CHECKING:
     from logpipe.config import PipelineConfig
-    from logpipe.pipeline import Pipeline, RunReport
 
 
 def _load(pipeline: str) -> PipelineConfig:
@@ -87,12 +83,15 @@ def run(
     """
     # Before the imports (half a second): a SIGTERM while starting (an orchestrator
     # scaling down at once) is then a clean stop, not death by the signal.
-    early = _capture_signals()
+    from logpipe.runner import capture_signals
+
+    early = capture_signals()
     import asyncio
 
     from logpipe.errors import LogpipeError
     from logpipe.logs import setup_logging
     from logpipe.pipeline import Pipeline
+    from logpipe.runner import run_with_extras, tune_gc
 
     setup_logging(log_level)
     config = _load(pipeline)
@@ -101,12 +100,14 @@ def run(
     except OSError as exc:
         click.echo(f"{pipeline}: cannot use data_dir {config.data_dir}: {exc.strerror}", err=True)
         sys.exit(2)
-    _tune_gc()
+    tune_gc()
     address = config.monitoring.address if (monitoring or not once) else None
     if progress is None:
         progress = once
     try:
-        report = asyncio.run(_run(runner, once, timeout, early, address, progress and once))
+        report = asyncio.run(
+            run_with_extras(runner, once, timeout, early, address, progress and once)
+        )
     except LogpipeError as exc:  # the monitoring address is taken, say
         click.echo(f"{pipeline}: {exc}", err=True)
         sys.exit(2)
@@ -120,75 +121,6 @@ def run(
         click.echo(f"not delivered: {problem}", err=True)
     if report.fatal or (once and report.problems):
         sys.exit(1)
-
-
-def _tune_gc() -> None:
-    """Make the cyclic garbage collector cheap for a pipeline's workload.
-
-    Events are trees of small dicts with no reference cycles, freed by reference
-    counting; but every young-generation collection walks the thousands of events
-    held in the memory budget. With the default thresholds that walking cost about
-    a third of logpipe's CPU (bench/RESULTS.md, 2026-11-27). Freeze what start-up
-    allocated and collect less often; memory stays bounded by the budget.
-    """
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 100)
-
-
-def _capture_signals() -> list[int]:
-    """Record SIGTERM/SIGINT until the event loop takes them over; return the record."""
-    caught: list[int] = []
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda signum, _frame: caught.append(signum))
-    return caught
-
-
-async def _run(
-    pipeline: Pipeline,
-    once: bool,
-    timeout: float,
-    early: list[int] | None = None,
-    monitoring_address: str | None = None,
-    progress: bool = False,
-) -> RunReport:
-    """Run with the monitoring endpoint (and the progress display) around the pipeline."""
-    async with contextlib.AsyncExitStack() as stack:
-        if monitoring_address is not None:
-            from logpipe.health import serve_monitoring
-
-            await stack.enter_async_context(serve_monitoring(pipeline, monitoring_address))
-        if progress:
-            from logpipe.progress import show_progress
-
-            await stack.enter_async_context(show_progress(pipeline))
-        return await _run_pipeline(pipeline, once, timeout, early)
-
-
-async def _run_pipeline(
-    pipeline: Pipeline, once: bool, timeout: float, early: list[int] | None
-) -> RunReport:
-    import asyncio
-
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    if early:
-        stop.set()  # asked to stop while starting
-    if not once:
-        return await pipeline.run_forever(stop)
-    # --once stops early on a signal too; its shutdown still saves checkpoints.
-    task = asyncio.create_task(pipeline.run_once(timeout))
-    stopper = asyncio.create_task(stop.wait())
-    await asyncio.wait([task, stopper], return_when=asyncio.FIRST_COMPLETED)
-    stopper.cancel()
-    if not task.done():
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        return pipeline.interrupted_report()
-    return task.result()
 
 
 @main.command()

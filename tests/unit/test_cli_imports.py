@@ -71,7 +71,7 @@ async def test_a_signal_caught_while_starting_stops_the_run_at_once() -> None:
     # (exit -15) instead of stopping it; the fault suite's last restart caught it.
     import signal
 
-    from logpipe import cli
+    from logpipe import runner
 
     class Sidecar:
         async def run_forever(self, stop: asyncio.Event) -> bool:
@@ -79,11 +79,11 @@ async def test_a_signal_caught_while_starting_stops_the_run_at_once() -> None:
 
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        early = cli._capture_signals()
+        early = runner.capture_signals()
         signal.raise_signal(signal.SIGTERM)  # handled: recorded, not fatal
         assert early == [signal.SIGTERM]
-        assert await cli._run(Sidecar(), once=False, timeout=1.0, early=early) is True  # type: ignore[arg-type]
-        assert await cli._run(Sidecar(), once=False, timeout=1.0, early=[]) is False  # type: ignore[arg-type]
+        assert await runner.run_with_extras(Sidecar(), once=False, timeout=1.0, early=early) is True  # type: ignore[arg-type]
+        assert await runner.run_with_extras(Sidecar(), once=False, timeout=1.0, early=[]) is False  # type: ignore[arg-type]
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

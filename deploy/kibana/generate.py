@@ -3,7 +3,7 @@
 Regenerate after editing this script (never edit the ``.ndjson`` by hand: the
 inner JSON strings are escaped twice)::
 
-    /tmp/venv/bin/python deploy/kibana/generate.py
+    .venv/bin/python deploy/kibana/generate.py
 
 It writes the same bytes to ``logpipe/kibana_saved_objects.ndjson``, the copy
 ``logpipe kibana-import`` sends by default (deploy/ is not part of the installed
@@ -24,9 +24,9 @@ emit shape the searches:
 - ``event.duration`` (nanoseconds) comes only from nginx JSON access logs
   (``request_time``); the ``combined`` format has no request time, so "Slow
   requests" is empty for sites that log ``combined``.
-- Only application lines carry ``http.request.id``. An nginx JSON log with a
-  ``request_id`` key lands in ``nginx.access.request_id``, which the request
-  search includes; ``combined`` lines carry no request id at all.
+- ``http.request.id`` comes from application lines and from nginx JSON access
+  logs with a ``request_id`` key (nginx's ``$request_id``, passed upstream as
+  X-Request-ID); ``combined`` lines carry no request id at all.
 """
 
 from __future__ import annotations
@@ -173,9 +173,9 @@ def searches() -> list[dict[str, Any]]:
             SEARCH_REQUEST,
             "One request, app and nginx",
             "Every line that carries a request id, oldest first. Narrow it to one request"
-            ' with http.request.id:"<id>" (application lines) or'
-            ' nginx.access.request_id:"<id>" (nginx JSON logs with a request_id key).',
-            "http.request.id:* or nginx.access.request_id:*",
+            ' with http.request.id:"<id>": application lines, and nginx JSON access logs'
+            " with a request_id key.",
+            "http.request.id:*",
             [
                 "event.dataset",
                 "http.request.id",

@@ -41,7 +41,8 @@ def parse_nginx_json(text: str) -> Parsed:
     ``body_bytes_sent``, ``http_referer``, ``http_user_agent``,
     ``http_x_forwarded_for``, ``request_time``) map to the same ECS fields as
     :func:`~logpipe.parsers.nginx.parse_nginx` (``request_time`` to
-    ``event.duration`` in nanoseconds); any other key, or a known key whose
+    ``event.duration`` in nanoseconds), and ``request_id`` to
+    ``http.request.id`` as the application's lines have it; any other key, or a known key whose
     value does not parse, goes to ``nginx.access.<key>`` unchanged. nginx's
     ``-`` and ``""`` mean absent.
     """
@@ -64,6 +65,11 @@ def parse_nginx_json(text: str) -> Parsed:
     request = _take_str(obj, "request")
     if request is not None:
         set_request(fields, http, tags, request)
+    request_id = _take_str(obj, "request_id")
+    if request_id not in (None, "", "-"):
+        # The id the application logs too (nginx passes $request_id upstream as
+        # X-Request-ID): one search finds a request's nginx and app lines.
+        http.setdefault("request", {})["id"] = request_id
     _map_json_response(obj, fields, http)
     if http:
         fields["http"] = http

@@ -47,7 +47,7 @@ ROOT = Path(__file__).resolve().parents[2]
 KIBANA = ROOT / "deploy" / "kibana"
 OBJECTS = KIBANA / "saved-objects.ndjson"
 TEMPLATE = ROOT / "logpipe" / "sinks" / "elasticsearch" / "template.json"
-# Where the parsers put keys they do not map (nginx JSON's request_id, say):
+# Where the parsers put keys they do not map (nginx JSON's upstream_response_time, say):
 # mapped by the template's strings_as_keyword dynamic template, not by name.
 FREE_FORM = ("nginx.access.",)
 INNER_JSON = ("visState", "panelsJSON", "optionsJSON", "uiStateJSON", "fieldFormatMap")
@@ -276,7 +276,9 @@ def test_the_request_search_finds_application_lines_by_request_id(
 ) -> None:
     line = json.dumps({"timestamp": "2026-11-27T00:05:00", "level": "INFO", "request_id": "ab12"})
     assert make_app_json_parser()(line).fields["http"]["request"]["id"] == "ab12"
-    assert "http.request.id:*" in query_of(objects, "erp-logs-request-trace")
+    access = json.dumps({"time_iso8601": "2026-11-27T00:05:00+00:00", "request_id": "ab12"})
+    assert parse_nginx_json(access).fields["http"]["request"]["id"] == "ab12"
+    assert query_of(objects, "erp-logs-request-trace") == "http.request.id:*"
 
 
 def test_dashboard_panels_fit_the_grid_without_overlapping(objects: list[dict[str, Any]]) -> None:

@@ -500,3 +500,24 @@ def test_never_raises_on_mutated_real_lines_and_stays_indexable() -> None:
             json.dumps({"remote_addr": text[:40], "request": text, "time_local": text[-26:]})
         )
         _assert_indexable(json_parsed.fields)
+
+
+@pytest.mark.parametrize(("value", "expected"), [("f3a9c2", "f3a9c2"), ("-", ABSENT), ("", ABSENT)])
+def test_json_access_request_id_is_the_ecs_request_id_the_app_logs(
+    value: str, expected: Any
+) -> None:
+    record = {
+        "time_iso8601": "2026-11-27T10:00:00+00:00",
+        "request": "GET /api/orders HTTP/1.1",
+        "status": 200,
+        "request_id": value,
+    }
+    parsed = parse_nginx_json(json.dumps(record))
+    assert_paths(
+        parsed.fields,
+        {
+            "http.request.id": expected,
+            "http.request.method": "GET",
+            "nginx.access.request_id": ABSENT,
+        },
+    )

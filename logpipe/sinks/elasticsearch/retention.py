@@ -36,13 +36,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from elastic_transport import TransportError
-from elasticsearch import ApiError, AsyncElasticsearch
+from elasticsearch import ApiError
 
 from logpipe.config import ElasticsearchConfig
+
+if TYPE_CHECKING:
+    from logpipe.sinks.elasticsearch.sink import SearchClient
 
 __all__ = [
     "RetentionKeeper",
@@ -170,7 +173,7 @@ class RetentionKeeper:
     again. It does nothing while ``retention.days`` is unset.
     """
 
-    def __init__(self, client: AsyncElasticsearch, config: ElasticsearchConfig) -> None:
+    def __init__(self, client: SearchClient, config: ElasticsearchConfig) -> None:
         self._client = client
         self._prefix = config.index_prefix
         self._timezone = config.index_timezone

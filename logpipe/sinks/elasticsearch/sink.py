@@ -17,7 +17,7 @@ import warnings
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from elastic_transport import ConnectionError as TransportConnectionError
 from elastic_transport import ConnectionTimeout, TlsError, TransportError
@@ -42,9 +42,15 @@ from logpipe.sinks.elasticsearch.repair import (
     safe_core,
 )
 from logpipe.sinks.tls import tls_context
+
+if TYPE_CHECKING:
+    from logpipe.sinks.opensearch import OpenSearchClient
 from logpipe.stats import Durations
 
 log = logging.getLogger("logpipe.elasticsearch")
+
+# The Elasticsearch client, or the adapter that gives opensearch-py its surface.
+SearchClient: TypeAlias = "AsyncElasticsearch | OpenSearchClient"
 
 # aiohttp warns (ResourceWarning) on every request body over 1 MiB passed as
 # bytes, and the client turns a warning raised as an error (python -W error,
@@ -138,13 +144,13 @@ class ElasticsearchSink:
         dead_letters: DeadLetterFile,
         *,
         on_created: Callable[[list[Event]], None] | None = None,
-        client: AsyncElasticsearch | None = None,
+        client: SearchClient | None = None,
     ) -> None:
         self._config = config
         if client is None and config.kind == "opensearch":
             from logpipe.sinks.opensearch import make_opensearch_client
 
-            client = make_opensearch_client(config)  # type: ignore[assignment]
+            client = make_opensearch_client(config)
         self._client = client or make_client(config)
         self._dead_letters = dead_letters
         self._on_created = on_created
@@ -156,7 +162,7 @@ class ElasticsearchSink:
         self.connected = False  # start() has reached the server (and checked the template)
 
     @property
-    def client(self) -> AsyncElasticsearch:
+    def client(self) -> SearchClient:
         """The client (shared by retention; closed by :meth:`close`)."""
         return self._client
 

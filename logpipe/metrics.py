@@ -55,6 +55,7 @@ class PipelineCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         yield from self._process()
         yield from self._sources()
+        yield from self._errors()
         yield from self._sink()
         yield from self._queue()
         yield from self._files()
@@ -76,6 +77,8 @@ class PipelineCollector(Collector):
             size.add_metric([name, "source"], stats.bytes)
         yield events
         yield size
+
+    def _errors(self) -> Iterator[Metric]:
         errors = _counter("errors", "Failed requests and unreadable files", extra=["error_type"])
         for name, count in self._pipeline.file_errors.items():
             errors.add_metric([name, "source", "file_unreadable"], count)
@@ -112,8 +115,8 @@ class PipelineCollector(Collector):
             dead.add_metric([*sink, reason], count)
         yield dead
         retries = _counter("retries", "Bulk requests or items sent again", extra=["reason"])
-        for reason, count in stats.retries.items():
-            retries.add_metric([*sink, reason], count)
+        retries.add_metric([*sink, "request_failed"], stats.failed_requests)
+        retries.add_metric([*sink, "item_rejected_transiently"], stats.retried_items)
         yield retries
         repaired = _counter("repaired_events", "Documents re-encoded after a mapping conflict")
         repaired.add_metric(sink, stats.repaired)

@@ -42,6 +42,7 @@ def make_alert_service(
     from logpipe.alerts.delivery import DeliverySettings
     from logpipe.alerts.policy import PolicySettings
     from logpipe.alerts.service import AlertService
+    from logpipe.alerts.spool import spool_dir
 
     mail = MailSettings(
         sender=config.sender,
@@ -55,7 +56,7 @@ def make_alert_service(
     return AlertService(
         smtp_settings(config),
         mail,
-        spool_dir=data_dir / "alerts",
+        spool_dir=spool_dir(data_dir),
         rules=config.build_rules(),
         policy=PolicySettings(**config.policy.model_dump()),
         delivery=DeliverySettings(backoff_max=config.retry_backoff_max_seconds),

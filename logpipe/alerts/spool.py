@@ -39,6 +39,12 @@ from typing import Any
 from logpipe.alerts.outgoing import Outgoing, merge, summarise
 from logpipe.durable import write_fsynced
 
+
+def spool_dir(data_dir: Path) -> Path:
+    """Where a pipeline with data directory ``data_dir`` spools its alert e-mails."""
+    return data_dir / "alerts"
+
+
 SPOOL_VERSION = 1
 
 

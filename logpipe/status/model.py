@@ -32,6 +32,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from logpipe.alerts.spool import spool_dir
 from logpipe.checkpoints.store import FileCheckpoint, read_checkpoints
 from logpipe.config import PipelineConfig
 from logpipe.sources.fingerprint import FileIdentity, FileKey, head_digest, parse_file_id
@@ -106,7 +107,7 @@ def collect(config: PipelineConfig, pipeline: str) -> Status:
         problem=problem,
         files=file_statuses(inputs, entries),
         dead_letters=DeadLetterStatus(str(dead_letters(config).path), count, reasons),
-        alerts=alert_status(config.data_dir / "alerts", config.alerts.email is not None),
+        alerts=alert_status(spool_dir(config.data_dir), config.alerts.email is not None),
     )
 
 

@@ -68,7 +68,7 @@ class SinkStats:
     """Counters since start, read by the metrics endpoint and the run report.
 
     ``sent_bytes``: bulk bodies Elasticsearch answered (retries included).
-    ``dead_letter_reasons`` / ``request_errors`` / ``retries``: counts by a short
+    ``dead_letter_reasons`` / ``request_errors``: counts by a short
     cause (the error ``type``, ``HTTP 503``, ``ConnectionError``), so that a
     metric label never carries a document's text. ``request_seconds``: every
     answered bulk request's round trip.
@@ -83,7 +83,6 @@ class SinkStats:
     sent_bytes: int = 0
     dead_letter_reasons: Counter[str] = field(default_factory=Counter)
     request_errors: Counter[str] = field(default_factory=Counter)
-    retries: Counter[str] = field(default_factory=Counter)
     request_seconds: Durations = field(default_factory=Durations)
 
 
@@ -215,7 +214,6 @@ class ElasticsearchSink:
                 response = await self._bulk(body)
             except RetryableSinkError as exc:
                 self.stats.failed_requests += 1
-                self.stats.retries["request_failed"] += 1
                 await self._backoff(attempt, f"bulk request failed: {exc}")
                 attempt += 1
                 continue
@@ -231,7 +229,6 @@ class ElasticsearchSink:
             if retry:
                 # Repaired items alone go straight back; 429/5xx ones wait first.
                 self.stats.retried_items += len(retry)
-                self.stats.retries["item_rejected_transiently"] += len(retry)
                 await self._backoff(attempt, f"{len(retry)} items answered 429/5xx")
                 attempt += 1
 

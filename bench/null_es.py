@@ -15,7 +15,10 @@ API for a shipper to run against it:
   ``PUT /_index_template/<name>``: ``{"acknowledged": true}``;
 - ``POST /_bulk`` and ``POST /<index>/_bulk``: every item answered 201. The
   body is parsed only as far as the answer needs: action lines are every other
-  line, and only they are decoded (for ``_index`` and ``_id``);
+  line, and only they are decoded (for ``_index`` and ``_id``). A
+  ``filter_path`` parameter trims the answer as Elasticsearch does (``*``
+  matches one field name, arrays are looked through), so a client that asks
+  for ``errors,items.*.status`` gets, and decodes, only that;
 - ``GET /_null/stats``: ``{"requests": ..., "bulk_requests": ..., "docs": ...,
   "refused_bulk_requests": ..., "down": ...}`` since start, so a benchmark can
   check that everything arrived.
@@ -51,6 +54,8 @@ import time
 from array import array
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from fnmatch import fnmatchcase
+from typing import Any
 from urllib.parse import parse_qs
 
 import orjson
@@ -107,7 +112,9 @@ def not_found(what: str) -> bytes:
     return orjson.dumps({"error": {"root_cause": [cause], **cause}, "status": 404})
 
 
-def bulk_response(body: bytes, default_index: str | None) -> tuple[bytes, int]:
+def bulk_response(
+    body: bytes, default_index: str | None, filter_path: str | None = None
+) -> tuple[bytes, int]:
     """The answer to a bulk ``body``: every action created; also the number of actions."""
     lines = [line for line in body.split(b"\n") if line.strip()]
     ids = itertools.count()
@@ -119,8 +126,38 @@ def bulk_response(body: bytes, default_index: str | None) -> tuple[bytes, int]:
         doc_id = meta.get("_id") or f"null-{next(ids)}"
         result = {"_index": index, "_id": doc_id, "_version": 1, "result": "created"}
         items.append({op: {**result, "status": 201, "_seq_no": 0, "_primary_term": 1}})
-    answer = orjson.dumps({"errors": False, "took": 0, "items": items})
-    return answer, len(items)
+    answer: Any = {"errors": False, "took": 0, "items": items}
+    if filter_path:
+        answer = filtered(answer, [pattern.split(".") for pattern in filter_path.split(",")])
+    return orjson.dumps({} if answer is _DROPPED else answer), len(items)
+
+
+_DROPPED = object()
+
+
+def filtered(value: Any, patterns: list[list[str]]) -> Any:
+    """``value`` trimmed to ``patterns`` (dotted paths split on dots), or ``_DROPPED``.
+
+    Elasticsearch's ``filter_path``: a pattern names a path of field names, ``*``
+    (or any glob) matching one level; arrays are looked through, their elements
+    filtered with the same patterns.
+    """
+    if any(not pattern for pattern in patterns):
+        return value  # a pattern ended here: the whole value is kept
+    if isinstance(value, list):
+        kept = [filtered(element, patterns) for element in value]
+        kept = [element for element in kept if element is not _DROPPED]
+        return kept if kept else _DROPPED
+    if not isinstance(value, dict):
+        return _DROPPED
+    out = {}
+    for key, child in value.items():
+        rest = [pattern[1:] for pattern in patterns if fnmatchcase(key, pattern[0])]
+        if rest:
+            kept = filtered(child, rest)
+            if kept is not _DROPPED:
+                out[key] = kept
+    return out if out else _DROPPED
 
 
 def unavailable() -> bytes:
@@ -174,7 +211,9 @@ class NullElasticsearch:
                 self.stats.refused_bulk_requests += 1
                 return 503, unavailable()
             index = path[1:].split("/", 1)[0] if path != "/_bulk" else None
-            answer, count = bulk_response(request.body, index)
+            query = parse_qs(request.path.partition("?")[2])
+            filter_path = query.get("filter_path", [None])[0]
+            answer, count = bulk_response(request.body, index, filter_path)
             self.stats.bulk_requests += 1
             self.stats.docs += count
             if self.arrivals is not None:

@@ -118,6 +118,21 @@ def test_null_server_satisfies_the_official_client(null_es_url: str) -> None:
     assert orjson.loads(request(null_es_url, "GET", "/_null/stats")[1])["docs"] == 2
 
 
+def test_null_server_trims_bulk_answers_to_filter_path_as_elasticsearch_does(
+    null_es_url: str,
+) -> None:
+    from elasticsearch import Elasticsearch
+
+    operations: list[dict[str, Any]] = [{"create": {"_index": "b-1", "_id": "x"}}, {"a": 1}]
+    with Elasticsearch(null_es_url) as client:
+        trimmed = client.bulk(operations=operations, filter_path="errors,items.*.status")
+        nothing = client.bulk(operations=operations, filter_path="no_such_field")
+        whole = client.bulk(operations=operations, filter_path="items")
+    assert trimmed.body == {"errors": False, "items": [{"create": {"status": 201}}]}
+    assert nothing.body == {}
+    assert whole.body == {"items": [{"create": _created("b-1", "x")}]}
+
+
 def _created(index: str, doc_id: str) -> dict[str, Any]:
     result = {"_index": index, "_id": doc_id, "_version": 1, "result": "created"}
     return {**result, "status": 201, "_seq_no": 0, "_primary_term": 1}

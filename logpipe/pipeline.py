@@ -108,7 +108,14 @@ class Pipeline:
                 input_config.paths,
                 self.checkpoints,
                 self._emitter(
-                    LineProcessor(input_config, enricher, namer, self._resume_time, alert_levels),
+                    LineProcessor(
+                        input_config,
+                        enricher,
+                        namer,
+                        self._resume_time,
+                        alert_levels,
+                        self.checkpoints.uses_legacy_ids,
+                    ),
                     self.input_stats.setdefault(name, InputStats()),
                 ),
                 max_line_bytes=input_config.max_line_bytes,

@@ -11,6 +11,8 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 from logpipe.config import InputConfig
 from logpipe.enrich.static import Enricher
 from logpipe.event import Event, Line, encode_source
@@ -41,6 +43,7 @@ def make_parser(config: InputConfig) -> Parser:
 
 
 ResumeTime = Callable[[str, int], datetime | None]
+UsualEncoder = Callable[[str], tuple[bytes, datetime] | None]
 
 
 class LineProcessor:
@@ -63,6 +66,8 @@ class LineProcessor:
 
     ``alert_levels``: the log levels some alert rule matches; an event at one of
     them keeps its fields (enriched) in :attr:`Event.alert` for the rules to see.
+    ``legacy_ids`` says which file generations keep the document ids of the
+    earlier logpipe versions (see :class:`~logpipe.sinks.elasticsearch.encode.IdMaker`).
     """
 
     _MAX_FILES = 10_000
@@ -74,6 +79,7 @@ class LineProcessor:
         namer: IndexNamer,
         resume_time: ResumeTime | None = None,
         alert_levels: frozenset[str] = frozenset(),
+        legacy_ids: Callable[[str, int], bool] | None = None,
     ) -> None:
         self._parse = make_parser(config)
         self._dataset = config.dataset
@@ -81,7 +87,8 @@ class LineProcessor:
         self._namer = namer
         self._resume_time = resume_time
         self._alert_levels = alert_levels
-        self._ids = IdMaker()
+        self._ids = IdMaker(legacy_ids)
+        self._usual = _usual_encoder(config, enricher)
         self._last_time: dict[tuple[str, int], datetime] = {}
 
     def __call__(self, line: Line, now: datetime | None = None) -> Event:
@@ -89,64 +96,134 @@ class LineProcessor:
         return self.process((line,), now)[0]
 
     def process(self, lines: Iterable[Line], now: datetime | None = None) -> list[Event]:
-        """The events of ``lines``, in order; never raises on bad input."""
+        """The events of ``lines``, in order; never raises on bad input.
+
+        The hot path: one pass, no helper calls for the usual line (a helper
+        call costs about as much as a dict lookup chain here), the static
+        sections spliced in as bytes, the index name reused while the day holds,
+        and the last event time per file kept in locals and stored once per run
+        of lines from one file.
+        """
         now = now or datetime.now(UTC)
         ingested = now.isoformat(timespec="milliseconds").replace("+00:00", "Z")
         parse, dataset, enrich, namer = self._parse, self._dataset, self._enrich, self._namer
-        make_id, alert_levels, last_time = self._ids.make, self._alert_levels, self._last_time
+        make_id, alert_levels, dumps = self._ids.make, self._alert_levels, orjson.dumps
+        static_keys, splice, utc_days = enrich.static_keys, enrich.splice, namer.utc_days
+        usual, event_json = self._usual, dumps({"dataset": dataset, "ingested": ingested})
+        path, path_json = "", b'""'
+        day: float | None = None
+        index = ""
+        file_id: str | None = None
+        generation = -1
+        last: datetime | None = None
         events: list[Event] = []
+        append = events.append
         for line in lines:
-            raw = line.raw
+            if line.file_id is not file_id or line.generation != generation:
+                if file_id is not None:
+                    self._remember(file_id, generation, last)
+                file_id, generation = line.file_id, line.generation
+                last = self._last_time.get((file_id, generation))
             try:
-                text = raw.decode("utf-8")
-                tags: list[str] = []
+                text = line.raw.decode()
+                head = None
             except UnicodeDecodeError:
                 # Never fatal: the bytes that are not UTF-8 become U+FFFD and the event says so.
-                text = raw.decode("utf-8", "replace")
-                tags = ["_invalid_utf8"]
+                text = line.raw.decode("utf-8", "replace")
+                head = ["_invalid_utf8"]
             if line.truncated:
-                tags.append("_line_truncated")
-            parsed = parse(text)
-            fields = parsed.fields
-            log = fields.get("log")
-            if log is None:
-                fields["log"] = {"file": {"path": line.path}, "offset": line.offset}
+                head = [*(head or ()), "_line_truncated"]
+            found = usual(text) if usual is not None and head is None else None
+            if found is not None:
+                # The usual nginx line: its fields come as JSON already (see
+                # _usual_encoder); the position and event fields are spliced after them,
+                # in the order the dict path writes them.
+                own, timestamp = found
+                if line.path is not path:
+                    path, path_json = line.path, dumps(line.path)
+                source = b'%b,"log":{"file":{"path":%b},"offset":%d},"event":%b%b' % (
+                    own[:-1],
+                    path_json,
+                    line.offset,
+                    event_json,
+                    splice,
+                )
+                alert = None
             else:
-                _add_position(fields, log, line)
-            if "event" in fields:
-                _add_event_fields(fields, dataset, ingested)
-            else:
-                fields["event"] = {"dataset": dataset, "ingested": ingested}
-            if parsed.tags:
-                tags += parsed.tags
-            timestamp = parsed.timestamp
-            key = (line.file_id, line.generation)
-            if timestamp is None:
-                timestamp = self._previous_time(key) or now
-                fields["@timestamp"] = _iso(timestamp)
-                tags.append("_timestamp_inferred")
-            if len(last_time) >= self._MAX_FILES and key not in last_time:
-                last_time.clear()
-            last_time[key] = timestamp
-            if tags:
-                existing = fields.get("tags", enrich.static_tags)
-                fields["tags"] = [*existing, *tags] if isinstance(existing, list) else tags
-            alert = None
-            if alert_levels and _level(fields) in alert_levels:
-                enrich(fields)
-                alert = fields
-                source = encode_source(fields)
-            else:
-                source = enrich.encode(fields)
-            index = namer.name(timestamp)
-            events.append(Event(line, index, make_id(line), source, timestamp.timestamp(), alert))
+                parsed = parse(text)
+                tags = parsed.tags if head is None else head + parsed.tags
+                fields = parsed.fields
+                log = fields.get("log")
+                if type(log) is dict:
+                    log["file"] = {"path": line.path}
+                    log["offset"] = line.offset
+                else:  # absent (or not an object: the position wins)
+                    fields["log"] = {"file": {"path": line.path}, "offset": line.offset}
+                event = fields.get("event")
+                if type(event) is dict:
+                    event["dataset"] = dataset
+                    event["ingested"] = ingested
+                else:
+                    fields["event"] = {"dataset": dataset, "ingested": ingested}
+                if parsed.timestamp is not None:
+                    timestamp = parsed.timestamp
+                else:
+                    if last is None and self._resume_time is not None:
+                        last = self._resume_time(file_id, generation)
+                    timestamp = last or now
+                    fields["@timestamp"] = _iso(timestamp)
+                    tags = [*tags, "_timestamp_inferred"]
+                if tags:
+                    existing = fields.get("tags", enrich.static_tags)
+                    fields["tags"] = [*existing, *tags] if isinstance(existing, list) else tags
+                alert = None
+                if alert_levels and _level(fields) in alert_levels:
+                    enrich(fields)
+                    alert = fields
+                    source = encode_source(fields)
+                elif fields.keys().isdisjoint(static_keys):  # walks the few static keys
+                    source = dumps(fields, default=str)[:-1] + splice
+                else:
+                    source = enrich.encode(fields)
+            last = timestamp
+            epoch = timestamp.timestamp()
+            if not utc_days:
+                index = namer.name(timestamp)
+            elif epoch // 86400 != day:
+                day = epoch // 86400
+                index = namer.name(timestamp)
+            append(Event(line, index, make_id(line), source, epoch, alert))
+        if file_id is not None:
+            self._remember(file_id, generation, last)
         return events
 
-    def _previous_time(self, key: tuple[str, int]) -> datetime | None:
-        known = self._last_time.get(key)
-        if known is None and self._resume_time is not None:
-            known = self._resume_time(*key)
-        return known
+    def _remember(self, file_id: str, generation: int, when: datetime | None) -> None:
+        """Keep the last event time of a file (what its next undated line inherits)."""
+        if when is None:
+            return
+        last_time, key = self._last_time, (file_id, generation)
+        if len(last_time) >= self._MAX_FILES and key not in last_time:
+            last_time.clear()
+        last_time[key] = when
+
+
+# The top-level keys of a usual nginx line's document before the static sections.
+_USUAL_KEYS = frozenset(
+    {"message", "source", "user", "@timestamp", "url", "user_agent", "http", "log", "event"}
+)
+
+
+def _usual_encoder(config: InputConfig, enricher: Enricher) -> UsualEncoder | None:
+    """The encoder for an input's usual lines, if its parser has one.
+
+    Only when no static section shares a top-level key with such a document:
+    then the dict path would merge them, and splicing would write a key twice.
+    """
+    if config.parser != "nginx" or not enricher.static_keys.isdisjoint(_USUAL_KEYS):
+        return None
+    from logpipe.parsers.nginx_encode import encode_usual
+
+    return encode_usual
 
 
 def _iso(when: datetime) -> str:
@@ -157,18 +234,3 @@ def _level(fields: dict[str, Any]) -> str | None:
     log = fields.get("log")
     level = log.get("level") if isinstance(log, dict) else None
     return level.strip().lower() if isinstance(level, str) else None
-
-
-def _add_position(fields: dict[str, Any], log: Any, line: Line) -> None:
-    if not isinstance(log, dict):
-        log = fields["log"] = {}
-    log["file"] = {"path": line.path}
-    log["offset"] = line.offset
-
-
-def _add_event_fields(fields: dict[str, Any], dataset: str, ingested: str) -> None:
-    event = fields["event"]
-    if not isinstance(event, dict):
-        event = fields["event"] = {}
-    event["dataset"] = dataset
-    event["ingested"] = ingested

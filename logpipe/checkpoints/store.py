@@ -1,25 +1,7 @@
 """Acknowledged read positions, one per file, kept in a small JSON file.
 
-Format (``version`` first so a future format can be told apart)::
-
-    {"version": 1,
-     "files": {"<fingerprint>": {"path": str, "offset": int,
-                                  "generation": int, "updated": float,
-                                  "copy_of": "<fingerprint>",     # optional
-                                  "event_time": float,            # optional
-                                  "acked_at": float}}}            # optional
-
-``offset`` is the end of the last line whose delivery was acknowledged, so a
-restart resumes exactly after it. An entry with ``copy_of`` is a file found to
-be a copy of another's content (copytruncate's ``app.log.1``): its lines are
-read, and acknowledged, as the original's ``generation``, so the entry itself
-never advances; it only says "not a new file" to the next start.
-
-``updated`` changes whenever the entry does (registered, advanced, generation
-ended); ``acked_at`` only when an acknowledgement moves the offset, so
-``logpipe status`` can tell how long ago a file last made progress. Files
-written before ``acked_at`` existed simply lack it (read as never acked), and
-older readers ignore it, so the format version stays 1.
+The format of the file, and what each entry's fields mean, are in
+:mod:`logpipe.checkpoints.entry`.
 
 The store never moves an offset backwards within a generation: acknowledgements
 may arrive out of order and the earlier one must not undo the later.
@@ -45,13 +27,19 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from logpipe.checkpoints.entry import FORMAT_VERSION, FileCheckpoint, encode_entry, read_entries
 from logpipe.durable import write_fsynced
 
-FORMAT_VERSION = 1
+__all__ = [
+    "CheckpointError",
+    "CheckpointStore",
+    "CheckpointWriteError",
+    "FileCheckpoint",
+    "read_checkpoints",
+]
 
 log = logging.getLogger("logpipe.checkpoints")
 
@@ -68,28 +56,6 @@ class CheckpointWriteError(CheckpointError):
     """
 
 
-@dataclass(slots=True, frozen=True)
-class FileCheckpoint:
-    """Where reading of one file resumes: ``offset`` within ``generation``.
-
-    ``path`` is informational (the last name the file was read under).
-    ``updated`` is the wall-clock time of the last advance. ``copy_of``: the
-    file id whose content this file is a copy of (read under that id).
-    ``event_time``: the (epoch) time of the last acknowledged event, which an
-    undated line read next inherits, so that a re-read names the same index.
-    ``acked_at``: the wall-clock time an acknowledgement last moved ``offset``
-    (``None``: never, e.g. only registered).
-    """
-
-    path: str
-    offset: int
-    generation: int
-    updated: float = 0.0
-    copy_of: str | None = None
-    event_time: float | None = None
-    acked_at: float | None = None
-
-
 class CheckpointStore:
     """Checkpoints of all files of one logpipe process, persisted at ``path``.
 
@@ -100,6 +66,9 @@ class CheckpointStore:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self._files: dict[str, FileCheckpoint] = {}
+        # Per file, the highest generation an older logpipe shipped with scheme-1
+        # ids, as loaded: kept when the entry moves on (see uses_legacy_ids).
+        self._legacy: dict[str, int] = {}
         self._dirty = False
         # False while the main file is known garbage that could not be moved
         # aside: it must then never be linked over the good ``.prev``.
@@ -130,19 +99,22 @@ class CheckpointStore:
         """
         self._dirty = False
         self._main_trusted = True
+        self._files = self._load_files()
+        self._legacy = {f: cp.generation for f, cp in self._files.items() if cp.ids == 1}
+
+    def _load_files(self) -> dict[str, FileCheckpoint]:
         try:
-            self._files = _read(self.path)
-            return
+            return read_entries(self.path)
         except FileNotFoundError:
-            self._files = {}
-            return
+            return {}
         except (OSError, ValueError) as exc:
             self._set_aside(exc)
         try:
-            self._files = _read(self.prev_path)
-            log.warning("checkpoint_restored", extra={"path": str(self.prev_path)})
+            files = read_entries(self.prev_path)
         except (OSError, ValueError):
-            self._files = {}
+            return {}
+        log.warning("checkpoint_restored", extra={"path": str(self.prev_path)})
+        return files
 
     def get(self, file_id: str) -> FileCheckpoint | None:
         """The checkpoint of ``file_id``, or ``None`` if it was never acknowledged."""
@@ -151,6 +123,18 @@ class CheckpointStore:
     def snapshot(self) -> dict[str, FileCheckpoint]:
         """A copy of all checkpoints, by file id."""
         return dict(self._files)
+
+    def uses_legacy_ids(self, file_id: str, generation: int) -> bool:
+        """True if ``file_id``'s lines of ``generation`` must keep the scheme-1 ids.
+
+        That is when its entry, as loaded, was written by a logpipe older than
+        scheme 2 (``ids`` 1) and ``generation`` is the entry's or an earlier
+        one. Remembered after the entry moves to a new generation: the old
+        generation's lines may still be read again (a copytruncate copy is read
+        as its original, from 0 once the original has moved on), and the old
+        version had sent them under the old ids.
+        """
+        return generation <= self._legacy.get(file_id, -1)
 
     def advance(
         self,
@@ -176,7 +160,11 @@ class CheckpointStore:
         # One clock reading serves both times: ``acked_at`` costs no extra call
         # on this path (once per file per batch).
         now = time.time()
-        self._files[file_id] = FileCheckpoint(path, offset, generation, now, None, event_time, now)
+        # Within a generation its id scheme never changes; a new one starts with 2.
+        ids = current.ids if current is not None and generation == current.generation else 2
+        self._files[file_id] = FileCheckpoint(
+            path, offset, generation, now, None, event_time, now, ids
+        )
         self._dirty = True
         return True
 
@@ -210,10 +198,11 @@ class CheckpointStore:
         current = self._files.get(file_id)
         if current is not None and current.generation > generation:
             return False
-        # Not an acknowledgement: the last one's time is kept.
+        # Not an acknowledgement: the last one's time is kept. Nothing of the new
+        # generation was ever sent, so it uses the current id scheme.
         acked_at = None if current is None else current.acked_at
         self._files[file_id] = FileCheckpoint(
-            path, 0, generation + 1, time.time(), acked_at=acked_at
+            path, 0, generation + 1, time.time(), acked_at=acked_at, ids=2
         )
         self._dirty = True
         return True
@@ -262,7 +251,7 @@ class CheckpointStore:
         self._main_trusted = True
 
     def _encode(self) -> dict[str, dict[str, Any]]:
-        return {file_id: _encode_entry(cp) for file_id, cp in self._files.items()}
+        return {file_id: encode_entry(cp) for file_id, cp in self._files.items()}
 
     def _keep_prev(self) -> None:
         """Hard-link the current (good) file to ``.prev`` before it is replaced.
@@ -307,7 +296,7 @@ def read_checkpoints(path: Path) -> tuple[dict[str, FileCheckpoint], Path | None
     """
     prev = path.with_name(path.name + ".prev")
     try:
-        return _read(path), path
+        return read_entries(path), path
     except FileNotFoundError:
         if not prev.exists():
             return {}, None
@@ -315,72 +304,9 @@ def read_checkpoints(path: Path) -> tuple[dict[str, FileCheckpoint], Path | None
     except (OSError, ValueError) as exc:
         problem = exc
     try:
-        return _read(prev), prev
+        return read_entries(prev), prev
     except (OSError, ValueError):
         raise ValueError(f"unreadable checkpoints {path}: {problem}") from None
-
-
-def _read(path: Path) -> dict[str, FileCheckpoint]:
-    """Parse and validate a checkpoint file; ValueError on anything unexpected."""
-    doc = json.loads(path.read_bytes())
-    if not isinstance(doc, dict) or doc.get("version") != FORMAT_VERSION:
-        raise ValueError(f"unknown checkpoint format: {str(doc)[:80]!r}")
-    files = doc.get("files")
-    if not isinstance(files, dict):
-        raise ValueError("'files' is not an object")
-    return {str(file_id): _decode_entry(entry) for file_id, entry in files.items()}
-
-
-def _encode_entry(cp: FileCheckpoint) -> dict[str, Any]:
-    entry: dict[str, Any] = {
-        "path": cp.path,
-        "offset": cp.offset,
-        "generation": cp.generation,
-        "updated": cp.updated,
-    }
-    if cp.copy_of is not None:
-        entry["copy_of"] = cp.copy_of
-    if cp.event_time is not None:
-        entry["event_time"] = cp.event_time
-    if cp.acked_at is not None:
-        entry["acked_at"] = cp.acked_at
-    return entry
-
-
-def _decode_entry(entry: Any) -> FileCheckpoint:
-    if not isinstance(entry, dict):
-        raise ValueError("checkpoint entry is not an object")
-    path, updated, copy_of = entry.get("path"), entry.get("updated", 0.0), entry.get("copy_of")
-    event_time, acked_at = entry.get("event_time"), entry.get("acked_at")
-    if (
-        not isinstance(path, str)
-        or isinstance(updated, bool)
-        or not isinstance(updated, int | float)
-        or not (copy_of is None or isinstance(copy_of, str))
-        or not _optional_time(event_time)
-        or not _optional_time(acked_at)
-    ):
-        raise ValueError(f"invalid checkpoint entry: {str(entry)[:80]!r}")
-    return FileCheckpoint(
-        path,
-        _count(entry.get("offset")),
-        _count(entry.get("generation")),
-        float(updated),
-        copy_of,
-        None if event_time is None else float(event_time),
-        None if acked_at is None else float(acked_at),
-    )
-
-
-def _optional_time(value: Any) -> bool:
-    return value is None or (isinstance(value, int | float) and not isinstance(value, bool))
-
-
-def _count(value: Any) -> int:
-    # bool is an int subclass: `true` must not read as offset 1.
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise ValueError(f"invalid checkpoint count: {value!r}")
-    return value
 
 
 def _fsync_dir(directory: Path) -> None:

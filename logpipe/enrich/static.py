@@ -69,6 +69,12 @@ class Enricher:
         self._keys = frozenset(fields)
         # The sections pre-serialised once, as they appear inside a JSON object.
         self._tail = orjson.dumps(fields)[1:] if fields else b""
+        self.static_keys = self._keys
+        """The top-level keys of the static sections."""
+        self.splice = b"," + self._tail if fields else b"}"
+        """What replaces the closing ``}`` of a non-empty document with none of
+        :attr:`static_keys` to add the sections (the per-chunk step inlines
+        :meth:`encode` for that case)."""
         tags = fields.get("tags")
         self.static_tags: list[Any] | None = tags if isinstance(tags, list) else None
 
@@ -89,7 +95,7 @@ class Enricher:
         """
         if not self._tail:
             return encode_source(doc)
-        if self._keys.isdisjoint(doc):
+        if doc.keys().isdisjoint(self._keys):  # walks the smaller side
             own = encode_source(doc)
             return b"{" + self._tail if own == b"{}" else own[:-1] + b"," + self._tail
         self(doc)

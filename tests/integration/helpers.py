@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +13,8 @@ from typing import Any
 from elasticsearch import Elasticsearch
 
 from logpipe.config import PipelineConfig, load_config
+from logpipe.event import Line
+from logpipe.sources.fingerprint import fingerprint
 
 
 @dataclass(frozen=True)
@@ -135,3 +138,20 @@ async def wait_until(condition: Callable[[], bool], timeout: float = 60) -> None
     while not condition():
         assert loop.time() < deadline, "condition not reached in time"
         await asyncio.sleep(0.1)
+
+
+def file_lines(path: Path, input_name: str | None = None) -> list[Line]:
+    """The lines of ``path`` as the tailer reads them (fingerprint, generation 0, offsets)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        file_id = fingerprint(fd)
+    finally:
+        os.close(fd)
+    assert file_id is not None
+    lines, offset = [], 0
+    for raw in path.read_bytes().splitlines(keepends=True):
+        end = offset + len(raw)
+        name = input_name or path.stem
+        lines.append(Line(file_id, 0, str(path), offset, end, raw.rstrip(b"\n"), name))
+        offset = end
+    return lines

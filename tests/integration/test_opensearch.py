@@ -9,7 +9,6 @@ through opensearch-py's own client, as a person's would.
 from __future__ import annotations
 
 import asyncio
-import os
 import ssl
 from collections import Counter
 from collections.abc import Iterator
@@ -22,13 +21,11 @@ import trustme
 from logpipe.config import ElasticsearchConfig
 from logpipe.config.models import RetentionConfig
 from logpipe.devservers import free_port
-from logpipe.event import Line
 from logpipe.pipeline import Pipeline, RunReport
 from logpipe.sinks.elasticsearch.encode import document_id
 from logpipe.sinks.elasticsearch.retention import RetentionKeeper, RetentionMode
 from logpipe.sinks.opensearch import make_opensearch_client
-from logpipe.sources.fingerprint import fingerprint
-from tests.integration.helpers import access_line, app_line, load, write_pipeline
+from tests.integration.helpers import access_line, app_line, file_lines, load, write_pipeline
 from tests.integration.opensearch_server import OpenSearchTestServer, search_all
 from tests.integration.proxies import TcpProxy
 
@@ -65,19 +62,7 @@ def write_workload(log_dir: Path) -> None:
 
 def expected_ids(path: Path) -> set[str]:
     """The ids logpipe must give the lines of ``path`` (first generation of the file)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        file_id = fingerprint(fd)
-    finally:
-        os.close(fd)
-    assert file_id is not None
-    ids: set[str] = set()
-    offset = 0
-    for raw in path.read_bytes().split(b"\n")[:-1]:
-        end = offset + len(raw) + 1
-        ids.add(document_id(Line(file_id, 0, str(path), offset, end, raw, path.stem)))
-        offset = end
-    return ids
+    return {document_id(line) for line in file_lines(path)}
 
 
 def run_once(path: Path, env: dict[str, str], timeout: float = 60) -> RunReport:

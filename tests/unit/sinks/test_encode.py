@@ -5,6 +5,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
+import zlib
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -18,6 +21,7 @@ from logpipe.sinks.elasticsearch.encode import (
     bulk_body,
     document_id,
     index_template,
+    legacy_document_id,
     retry_delay,
 )
 
@@ -60,21 +64,24 @@ def test_daily_index_is_named_from_event_time_in_index_timezone(
     assert IndexNamer("erp-logs", tz).name(when) == expected
 
 
-def test_same_line_reread_gets_same_id() -> None:
-    assert document_id(line(b"hello", offset=10)) == document_id(line(b"hello", offset=10))
+@pytest.mark.parametrize("make", [document_id, legacy_document_id])
+def test_same_line_reread_gets_same_id(make: Callable[[Line], str]) -> None:
+    assert make(line(b"hello", offset=10)) == make(line(b"hello", offset=10))
 
 
+@pytest.mark.parametrize("make", [document_id, legacy_document_id])
 @pytest.mark.parametrize(
     "other",
     [
         line(b"hello!", offset=10),  # different content at the same offset
+        line(b"hellp", offset=10),  # one bit flipped
         line(b"hello", offset=11),  # same content elsewhere in the file
         line(b"hello", offset=10, generation=1),  # same offset after a truncation
         line(b"hello", offset=10, file_id="1:3:ab"),  # another file
     ],
 )
-def test_different_line_never_reuses_an_id(other: Line) -> None:
-    assert document_id(other) != document_id(line(b"hello", offset=10))
+def test_different_line_never_reuses_an_id(make: Callable[[Line], str], other: Line) -> None:
+    assert make(other) != make(line(b"hello", offset=10))
 
 
 def test_bulk_body_is_ndjson_with_create_and_own_ids() -> None:
@@ -92,26 +99,86 @@ def test_bulk_body_is_ndjson_with_create_and_own_ids() -> None:
 
 
 def spec_id(line: Line) -> str:
-    """The id as specified (and as every earlier version computed it): an upgrade that
-    changed it would re-index, under new ids, the lines it re-reads."""
+    """Scheme 2 as specified: a changed formula would re-index every re-read line."""
+    key = f"{line.file_id}\0{line.generation}".encode()
+    prefix = base64.urlsafe_b64encode(hashlib.blake2b(key, digest_size=9).digest()).decode()
+    return prefix + format(line.offset, "010x") + format(zlib.crc32(line.raw), "08x")
+
+
+def spec_legacy_id(line: Line) -> str:
+    """Scheme 1, as every logpipe before scheme 2 computed it (still in indices it filled)."""
     key = f"{line.file_id}\0{line.generation}\0{line.offset}\0".encode() + line.raw
     digest = hashlib.blake2b(key, digest_size=16).digest()
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
+LINES = [
+    line(b"hello", offset=10),
+    line(b"world", offset=16),
+    line(b"hello", offset=10, generation=1),
+    line(b"hello", offset=10, file_id="1:3:ab"),
+    line(b"hello", offset=10),
+]
+
+
 def test_ids_keep_their_specified_value_line_after_line_and_file_after_file() -> None:
     maker = IdMaker()
+    ids = [maker.make(x) for x in LINES]
+    assert ids == [spec_id(x) for x in LINES] == [document_id(x) for x in LINES]
+    assert len(set(ids)) == 4
+    assert document_id(line(b"hello", offset=10)) == "P1Rgl0YmHntt000000000a3610a686"
+
+
+@pytest.mark.parametrize(
+    ("offset", "hex_digits"), [(0, 10), (10, 10), (16**10 - 1, 10), (16**10, 11), (2**50, 13)]
+)
+def test_id_is_a_file_prefix_a_padded_offset_and_a_crc(offset: int, hex_digits: int) -> None:
+    one = line(b'{"level":"INFO"}', offset=offset)
+    doc_id = document_id(one)
+    assert len(doc_id) == 12 + hex_digits + 8
+    assert re.fullmatch(r"[A-Za-z0-9_-]{12}[0-9a-f]+", doc_id)
+    assert int(doc_id[12:-8], 16) == offset
+    assert doc_id == document_id(line(b'{"level":"INFO"}', offset=offset))  # deterministic
+
+
+def test_ids_of_one_file_share_its_prefix_and_sort_by_offset() -> None:
+    maker = IdMaker()
+    offsets = [0, 9, 15, 16, 255, 256, 4095, 70_000, 1_000_000, 16**10 - 1]
+    ids = [maker.make(line(b"x" * (n % 7), offset=n)) for n in offsets]
+    assert sorted(ids) == ids
+    assert {x[:12] for x in ids} == {ids[0][:12]}
+    other_generation = maker.make(line(b"x", offset=0, generation=1))
+    assert other_generation[:12] != ids[0][:12]
+
+
+def test_legacy_ids_are_the_blake2b_ids_of_earlier_versions() -> None:
+    maker = IdMaker(lambda file_id, generation: True)
+    ids = [maker.make(x) for x in LINES]
+    assert ids == [spec_legacy_id(x) for x in LINES] == [legacy_document_id(x) for x in LINES]
+    assert len(set(ids)) == 4 and {len(x) for x in ids} == {22}
+    assert legacy_document_id(line(b"hello", offset=10)) == "4-o_VDRDWgWnLC7-tmEdqg"
+
+
+def test_legacy_and_new_files_switch_scheme_line_after_line() -> None:
+    asked: list[tuple[str, int]] = []
+
+    def legacy(file_id: str, generation: int) -> bool:
+        asked.append((file_id, generation))
+        return (file_id, generation) == ("1:2:ab", 0)
+
+    maker = IdMaker(legacy)
     lines = [
-        line(b"hello", offset=10),
-        line(b"world", offset=16),
-        line(b"hello", offset=10, generation=1),
-        line(b"hello", offset=10, file_id="1:3:ab"),
-        line(b"hello", offset=10),
+        line(b"old a", offset=0),
+        line(b"old b", offset=6),
+        line(b"new a", offset=0, file_id="1:3:ab"),
+        line(b"old c", offset=12),
+        line(b"next generation", offset=0, generation=1),
+        line(b"old d", offset=18),
     ]
-    ids = [maker.make(x) for x in lines]
-    assert ids == [spec_id(x) for x in lines] == [document_id(x) for x in lines]
-    assert len(set(ids)) == 4 and len(ids[0]) == 22
-    assert document_id(line(b"hello", offset=10)) == "4-o_VDRDWgWnLC7-tmEdqg"
+    expected = [spec_legacy_id, spec_legacy_id, spec_id, spec_legacy_id, spec_id, spec_legacy_id]
+    assert [maker.make(x) for x in lines] == [f(x) for f, x in zip(expected, lines, strict=True)]
+    # Asked once per run of lines of one file generation, not once per line.
+    assert asked == [("1:2:ab", 0), ("1:3:ab", 0), ("1:2:ab", 0), ("1:2:ab", 1), ("1:2:ab", 0)]
 
 
 def test_template_covers_the_prefix_and_maps_kibana_fields() -> None:

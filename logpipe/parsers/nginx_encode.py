@@ -1,8 +1,9 @@
 """The usual ``combined`` line straight to JSON bytes, without building its fields.
 
-:func:`encode_usual` gives exactly ``orjson.dumps(parse_nginx(text).fields)``
-for the lines :func:`~logpipe.parsers.nginx.parse_nginx` takes by its fast path
-(most of a real access log), and ``None`` for every other line, which then
+:func:`encode_usual` takes the raw bytes of a line and gives exactly
+``orjson.dumps(parse_nginx(raw.decode()).fields)`` for the lines
+:func:`~logpipe.parsers.nginx.parse_nginx` takes by its fast path (most of a
+real access log), and ``None`` for every other line, which is then decoded and
 goes through the parser and the dict as before. The tests hold the two
 against each other, byte for byte, on the benchmark workload and on tables
 of edge cases.
@@ -23,56 +24,79 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from functools import lru_cache
 
-from logpipe.parsers.nginx_fields import is_ip
+from logpipe.parsers.nginx_fields import CACHED_IP_LENGTH, is_ip
 from logpipe.parsers.timestamps import parse_time_local
 
-# parse_nginx's regex for the usual line (_USUAL in nginx.py) with each class
-# narrowed to printable ASCII without the quote and the backslash
-# (``[ !#-\[\]-~]``; without the space where _USUAL has none). Every line it
-# matches, _USUAL matches with the same groups (each field is still delimited
-# the one way), so the parser takes its fast path on it and builds its fields
-# from the same values; and one regex pass checks the characters too
-# (str.isprintable cost as much as the match).
+# parse_nginx's regex for the usual line (_USUAL in nginx.py), on bytes, with
+# each class narrowed to printable ASCII without the quote and the backslash
+# (``[ !#-\[\]-~]``; without the space where _USUAL has none; the time without
+# brackets). Every line it matches, _USUAL matches (decoded) with the same
+# groups (each field is still delimited the one way), so the parser takes its
+# fast path on it and builds its fields from the same values; one regex pass
+# checks the characters too, and the line is never decoded (nor the document
+# encoded).
 _ENCODABLE = re.compile(
-    r"([0-9A-Fa-f.:]+) - ([!#-\[\]-~]+) \[([^\[\]]*)\] "
-    r'"([A-Za-z][A-Za-z0-9_-]*) (/[!#-\[\]-~]*) HTTP/([0-9]+(?:\.[0-9]+)?)" '
-    r'([0-9]{3}) ([0-9]{1,18}) "([ !#-\[\]-~]*)" "([ !#-\[\]-~]*)"\Z'
+    rb"([0-9A-Fa-f.:]+) - ([!#-\[\]-~]+) \[([ -Z\\^-~]*)\] "
+    rb'"([A-Za-z][A-Za-z0-9_-]*) (/[!#-\[\]-~]*) HTTP/([0-9]+(?:\.[0-9]+)?)" '
+    rb'([0-9]{3}) ([0-9]{1,18}) "([ !#-\[\]-~]*)" "([ !#-\[\]-~]*)"\Z'
+)
+# The document, keys in the order parse_nginx adds them (see its fast path).
+_DOCUMENT = (
+    b'{"message":"%b","source":{"address":"%b"%b}%b,"@timestamp":"%b",'
+    b'"url":{"original":"%b","path":"%b"%b%b}%b,"http":{"request":{"method":"%b"%b},'
+    b'"version":"%b","response":{"status_code":%b,"body":{"bytes":%b}}}}'
 )
 
 
-def encode_usual(text: str) -> tuple[bytes, datetime] | None:
+def encode_usual(raw: bytes) -> tuple[bytes, datetime] | None:
     """``(JSON object bytes of the line's ECS fields, its time)``, or ``None``."""
-    match = _ENCODABLE.match(text)
+    match = _ENCODABLE.match(raw)
     if match is None:
         return None
     address, user, time_local, method, target, version, status, size, referrer, agent = (
         match.groups()
     )
-    stamp = parse_time_local(time_local)
+    stamp = _stamp(time_local)
     if stamp is None:
         return None
-    # Keys in the order parse_nginx adds them; see its fast path.
-    parts = ['{"message":"', text.replace('"', '\\"'), '","source":{"address":"', address]
-    parts.append(f'","ip":"{address}"}}' if is_ip(address) else '"}')
-    if user != "-":
-        parts.append(f',"user":{{"name":"{user}"}}')
-    rest, _, fragment = target.partition("#")
-    path, _, query = rest.partition("?")
-    parts.append(f',"@timestamp":"{stamp[1]}","url":{{"original":"{target}","path":"{path}"')
-    if query:
-        parts.append(f',"query":"{query}"')
-    if fragment:
-        parts.append(f',"fragment":"{fragment}"')
-    parts.append("}")
-    if agent and agent != "-":
-        parts.append(f',"user_agent":{{"original":"{agent}"}}')
-    parts.append(f',"http":{{"request":{{"method":"{method}"')
-    if referrer and referrer != "-":
-        parts.append(f',"referrer":"{referrer}"')
-    status = status.lstrip("0") or "0"
-    size = size.lstrip("0") or "0"
-    parts.append(
-        f'}},"version":"{version}","response":{{"status_code":{status},"body":{{"bytes":{size}}}}}}}}}'
+    rest, _, fragment = target.partition(b"#")
+    path, _, query = rest.partition(b"?")
+    document = _DOCUMENT % (
+        raw.replace(b'"', b'\\"'),
+        address,
+        b',"ip":"%b"' % address if _is_ip(address) else b"",
+        b',"user":{"name":"%b"}' % user if user != b"-" else b"",
+        stamp[1],
+        target,
+        path,
+        b',"query":"%b"' % query if query else b"",
+        b',"fragment":"%b"' % fragment if fragment else b"",
+        b',"user_agent":{"original":"%b"}' % agent if agent and agent != b"-" else b"",
+        method,
+        b',"referrer":"%b"' % referrer if referrer and referrer != b"-" else b"",
+        version,
+        status.lstrip(b"0") or b"0",  # written as int() reads them
+        size.lstrip(b"0") or b"0",
     )
-    return "".join(parts).encode(), stamp[0]
+    return document, stamp[0]
+
+
+@lru_cache(maxsize=1024)
+def _stamp(time_local: bytes) -> tuple[datetime, bytes] | None:
+    """parse_time_local for the bytes of an ASCII time (cached the same way)."""
+    stamp = parse_time_local(time_local.decode("ascii"))
+    return None if stamp is None else (stamp[0], stamp[1].encode())
+
+
+def _is_ip(address: bytes) -> bool:
+    """is_ip for the bytes of an ASCII address (cached unless too long to be one)."""
+    if len(address) > CACHED_IP_LENGTH:
+        return is_ip(address.decode("ascii"))
+    return _cached_is_ip(address)
+
+
+@lru_cache(maxsize=4096)
+def _cached_is_ip(address: bytes) -> bool:
+    return is_ip(address.decode("ascii"))

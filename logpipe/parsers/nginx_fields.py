@@ -30,7 +30,7 @@ _IPV4 = re.compile(rf"(?:{_OCTET}\.){{3}}{_OCTET}\Z", re.ASCII)
 # (``ffff:...:ffff:255.255.255.255``). Only values up to this length are cached,
 # so the cache stays small however long the client-supplied entries are; longer
 # ones are checked afresh each time.
-_CACHED_IP_LENGTH = 45
+CACHED_IP_LENGTH = 45
 
 
 def set_access(fields: dict[str, Any], key: str, value: Any) -> None:
@@ -82,7 +82,7 @@ def is_ip(value: str) -> bool:
     Cached per address: a log repeats its clients, and checking an IPv6 address
     through :mod:`ipaddress` costs several times a whole line's parse.
     """
-    if len(value) > _CACHED_IP_LENGTH:
+    if len(value) > CACHED_IP_LENGTH:
         return _check_ip(value)
     return _cached_check_ip(value)
 

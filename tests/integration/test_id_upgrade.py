@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from logpipe.enrich.static import Enricher, static_fields
-from logpipe.event import Line
+from logpipe.event import Event, Line
 from logpipe.pipeline import Pipeline, RunReport
 from logpipe.process import LineProcessor
 from logpipe.sinks.elasticsearch.encode import (
@@ -57,9 +57,10 @@ def index_like_an_old_logpipe(
         IndexNamer(prefix),
     )
     old_ids = [legacy_document_id(line) for line in lines]
-    events = processor.process(lines)
-    for event, old_id in zip(events, old_ids, strict=True):
-        event.doc_id = old_id
+    events = [
+        Event(event.line, event.index, old_id, event.source)
+        for event, old_id in zip(processor.process(lines), old_ids, strict=True)
+    ]
     client = es_client(env)
     client.indices.put_index_template(name=prefix, **index_template(prefix))
     operations = [json.loads(part) for part in bulk_body(events).splitlines()]

@@ -132,14 +132,7 @@ class IndexNamer:
 
 def bulk_body(events: list[Event]) -> bytes:
     """The NDJSON body for ``events``, every one as ``create`` with its own id."""
-    parts: list[bytes] = []
-    append = parts.append
-    action = b'{"create":{"_index":"%s","_id":"%s"}}\n'
-    for event in events:
-        append(action % (event.index.encode(), event.doc_id.encode()))
-        append(event.source)
-        append(b"\n")
-    return b"".join(parts)
+    return b"".join([event.entry for event in events])
 
 
 def index_template(prefix: str) -> dict[str, Any]:

@@ -31,7 +31,7 @@ def mismatches(lines: list[str]) -> tuple[list[str], int]:
     """(lines encoded differently from the parser's fields, number of lines encoded)."""
     found, taken = [], 0
     for text in lines:
-        encoded = encode_usual(text)
+        encoded = encode_usual(text.encode())
         if encoded is None:
             continue
         taken += 1

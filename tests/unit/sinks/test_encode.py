@@ -14,7 +14,10 @@ from pathlib import Path
 import orjson
 import pytest
 
+from logpipe.config import InputConfig
+from logpipe.enrich.static import Enricher
 from logpipe.event import Event, Line
+from logpipe.process import LineProcessor
 from logpipe.sinks.elasticsearch.encode import (
     IdMaker,
     IndexNamer,
@@ -96,6 +99,36 @@ def test_bulk_body_is_ndjson_with_create_and_own_ids() -> None:
     assert doc == {"message": "a"}
     assert action2 == {"create": {"_index": "erp-logs-2026.11.28", "_id": "id-b"}}
     assert doc2 == {"message": "b"}
+
+
+def test_event_source_reads_and_replaces_the_document_inside_its_bulk_entry() -> None:
+    event = Event(line(b"a"), "erp-logs-2026.11.27", "id-a", b'{"message":"a"}', 1.0)
+    size = event.size
+
+    assert event.source == b'{"message":"a"}'
+    event.source = b'{"message":"repaired","a":{"b":"c\\nd"}}'  # as a repair re-encodes it
+
+    assert event.source == b'{"message":"repaired","a":{"b":"c\\nd"}}'
+    assert bulk_body([event]) == (
+        b'{"create":{"_index":"erp-logs-2026.11.27","_id":"id-a"}}\n'
+        b'{"message":"repaired","a":{"b":"c\\nd"}}\n'
+    )
+    assert event.size == size  # the budget counted at creation stays
+
+
+def test_processed_events_carry_the_same_bulk_entry_as_built_from_their_source() -> None:
+    processor = LineProcessor(
+        InputConfig(paths=["/x"], parser="nginx", dataset="nginx.access"),
+        Enricher({"host": {"name": "pod-1"}}),
+        IndexNamer("erp-logs"),
+    )
+    raw = b'203.0.113.7 - - [27/Nov/2026:17:00:00 +0700] "GET /a?b=1 HTTP/1.1" 200 5 "-" "c/8"'
+    (event,) = processor.process([line(raw)])
+
+    rebuilt = Event(event.line, event.index, event.doc_id, event.source)
+
+    assert event.entry == rebuilt.entry
+    assert bulk_body([event]).count(b"\n") == 2
 
 
 def spec_id(line: Line) -> str:

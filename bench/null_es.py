@@ -118,18 +118,54 @@ def bulk_response(
     """The answer to a bulk ``body``: every action created; also the number of actions."""
     lines = [line for line in body.split(b"\n") if line.strip()]
     ids = itertools.count()
-    items = []
+    actions = []
     for action_line in lines[::2]:
         action = orjson.loads(action_line)
         op, meta = next(iter(action.items()))
-        index = meta.get("_index", default_index)
-        doc_id = meta.get("_id") or f"null-{next(ids)}"
-        result = {"_index": index, "_id": doc_id, "_version": 1, "result": "created"}
-        items.append({op: {**result, "status": 201, "_seq_no": 0, "_primary_term": 1}})
-    answer: Any = {"errors": False, "took": 0, "items": items}
-    if filter_path:
-        answer = filtered(answer, [pattern.split(".") for pattern in filter_path.split(",")])
-    return orjson.dumps({} if answer is _DROPPED else answer), len(items)
+        actions.append((op, meta.get("_index", default_index), meta.get("_id")))
+    if not filter_path:
+        items = [_item(op, index, doc_id or f"null-{next(ids)}") for op, index, doc_id in actions]
+        return orjson.dumps({"errors": False, "took": 0, "items": items}), len(items)
+    patterns = [pattern.split(".") for pattern in filter_path.split(",")]
+    answer = {}
+    for key, value in (("errors", False), ("took", 0)):
+        kept = filtered(value, _below(key, patterns))
+        if kept is not _DROPPED:
+            answer[key] = kept
+    below = _below("items", patterns)
+    if below:
+        # Every item of one kind looks the same unless the filter keeps its index or
+        # id: filter one per kind, not thousands (this server must stay cheap).
+        same: dict[str, Any] = {}  # op -> its filtered item, where all look the same
+        varies: set[str] = set()
+        kept_items = []
+        for op, index, doc_id in actions:
+            kept = same.get(op)
+            if kept is None:
+                kept = filtered(_item(op, index, doc_id or f"null-{next(ids)}"), below)
+                if op not in varies:
+                    if _PLACEHOLDER in orjson.dumps(filtered(_item(op, "\0", "\0"), below)):
+                        varies.add(op)
+                    else:
+                        same[op] = kept
+            if kept is not _DROPPED:
+                kept_items.append(kept)
+        if kept_items:
+            answer["items"] = kept_items
+    return orjson.dumps(answer), len(actions)
+
+
+def _item(op: str, index: str | None, doc_id: str) -> dict[str, Any]:
+    result = {"_index": index, "_id": doc_id, "_version": 1, "result": "created"}
+    return {op: {**result, "status": 201, "_seq_no": 0, "_primary_term": 1}}
+
+
+_PLACEHOLDER = b"\\u0000"
+
+
+def _below(key: str, patterns: list[list[str]]) -> list[list[str]]:
+    """The rest of the patterns whose first part matches ``key``."""
+    return [pattern[1:] for pattern in patterns if pattern and fnmatchcase(key, pattern[0])]
 
 
 _DROPPED = object()
@@ -152,7 +188,7 @@ def filtered(value: Any, patterns: list[list[str]]) -> Any:
         return _DROPPED
     out = {}
     for key, child in value.items():
-        rest = [pattern[1:] for pattern in patterns if fnmatchcase(key, pattern[0])]
+        rest = _below(key, patterns)
         if rest:
             kept = filtered(child, rest)
             if kept is not _DROPPED:

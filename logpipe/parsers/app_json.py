@@ -36,6 +36,7 @@ same result for the usual lines too (the tests hold the two against each other).
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from typing import Any
@@ -66,13 +67,8 @@ def make_app_json_parser(extra_namespace: str = "app") -> Parser:
     field name, or a dotted path such as ``labels.app``). Raises ``ValueError``
     for an empty namespace or one that would collide with the mapped ECS fields.
     """
-    parts = _namespace_parts(extra_namespace)
-
-    def parse(text: str) -> Parsed:
-        """Parse one application log line; never raises."""
-        return _parse_usual(text, parts)
-
-    return parse
+    # A partial, not a closure: one Python call per line instead of two.
+    return functools.partial(_parse_usual, parts=_namespace_parts(extra_namespace))
 
 
 def make_general_app_json_parser(extra_namespace: str = "app") -> Parser:

@@ -1,6 +1,10 @@
 """Split a byte stream into lines, knowing where each line sits in its file.
 
-Pure: bytes and offsets in, :class:`SplitLine` values out; no I/O, no clock.
+Pure: bytes and offsets in, :class:`~logpipe.event.Line` values out; no I/O,
+no clock. The caller names the file the lines come from (an :data:`Origin`),
+so each line is made once, as the :class:`Line` the rest of the pipeline
+takes (making a split-only value first and copying it into a ``Line`` cost a
+second object and a second constructor call per line).
 
 Three decisions shape this module:
 
@@ -21,21 +25,10 @@ Three decisions shape this module:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from logpipe.event import Line
 
-
-@dataclass(slots=True)
-class SplitLine:
-    """One complete line: ``raw`` has no ``\\n`` (nor trailing ``\\r``). Never changed.
-
-    ``offset`` is the file offset of its first byte, ``end`` the offset just
-    past its newline. ``truncated`` says ``raw`` was cut at ``max_line_bytes``.
-    """
-
-    offset: int
-    end: int
-    raw: bytes
-    truncated: bool = False
+Origin = tuple[str, int, str, str]
+"""``(file_id, generation, path, input_name)``: where the lines fed in come from."""
 
 
 class LineSplitter:
@@ -43,7 +36,10 @@ class LineSplitter:
 
     Feed it consecutive chunks with :meth:`feed`; it returns the lines that the
     chunk completed and buffers the partial last line (at most
-    ``max_line_bytes + 1`` bytes of it).
+    ``max_line_bytes + 1`` bytes of it). A :class:`Line`'s ``raw`` has no
+    ``\\n`` (nor trailing ``\\r``); ``offset`` is the file offset of its first
+    byte, ``end`` the offset just past its newline; ``truncated`` says ``raw``
+    was cut at ``max_line_bytes``.
     """
 
     def __init__(self, max_line_bytes: int) -> None:
@@ -77,7 +73,7 @@ class LineSplitter:
         self._line_start = offset
         self._next = offset
 
-    def feed(self, chunk: bytes, offset: int) -> list[SplitLine]:
+    def feed(self, chunk: bytes, offset: int, origin: Origin) -> list[Line]:
         """Consume ``chunk`` read at file ``offset``; return the lines it completes.
 
         Chunks must be contiguous: a gap or overlap is a caller bug and raises
@@ -87,7 +83,7 @@ class LineSplitter:
             self.reset(offset)
         elif offset != self._next:
             raise ValueError(f"chunk at offset {offset}, expected {self._next}")
-        lines: list[SplitLine] = []
+        lines: list[Line] = []
         size = len(chunk)
         first = chunk.find(b"\n")
         if first < 0:
@@ -95,12 +91,12 @@ class LineSplitter:
         else:
             # The first newline completes the line held from earlier chunks (if any);
             # the lines between it and the last newline are whole in this chunk.
-            line = self._complete(chunk, 0, first, offset + first + 1)
+            line = self._complete(chunk, 0, first, offset + first + 1, origin)
             if line is not None:
                 lines.append(line)
             last = chunk.rfind(b"\n")
             if last > first:
-                self._split_whole(chunk, first + 1, last, offset, lines)
+                self._split_whole(chunk, first + 1, last, offset, lines, origin)
                 self._line_start = offset + last + 1
             if last + 1 < size:
                 self._hold(chunk, last + 1, size)
@@ -108,10 +104,17 @@ class LineSplitter:
         return lines
 
     def _split_whole(
-        self, chunk: bytes, start: int, stop: int, offset: int, lines: list[SplitLine]
+        self,
+        chunk: bytes,
+        start: int,
+        stop: int,
+        offset: int,
+        lines: list[Line],
+        origin: Origin,
     ) -> None:
         """Append the lines of ``chunk[start:stop]``, which ends just before a newline."""
         limit = self._max
+        file_id, generation, path, name = origin
         pos = offset + start
         for raw in chunk[start:stop].split(b"\n"):
             end = pos + len(raw) + 1
@@ -119,12 +122,12 @@ class LineSplitter:
                 if raw[-1] == 13:  # one trailing \r, as written by Windows programs
                     raw = raw[:-1]
                 if len(raw) > limit:
-                    lines.append(SplitLine(pos, end, raw[:limit], True))
+                    lines.append(Line(file_id, generation, path, pos, end, raw[:limit], name, True))
                 elif raw:
-                    lines.append(SplitLine(pos, end, raw))
+                    lines.append(Line(file_id, generation, path, pos, end, raw, name))
             pos = end
 
-    def flush(self) -> SplitLine | None:
+    def flush(self, origin: Origin) -> Line | None:
         """Emit the partial last line as if it ended here, for a file that is final.
 
         Only for a file nobody writes any more (rotated away or deleted and idle):
@@ -132,7 +135,7 @@ class LineSplitter:
         """
         if self._next is None or self._line_start is None or self._next == self._line_start:
             return None
-        line = self._make(bytes(self._buf), self._line_start, self._next, self._overflowed)
+        line = self._make(bytes(self._buf), self._line_start, self._next, self._overflowed, origin)
         self.reset(self._next)
         return line
 
@@ -145,7 +148,9 @@ class LineSplitter:
         else:
             self._buf += chunk[start:stop]
 
-    def _complete(self, chunk: bytes, start: int, newline: int, end: int) -> SplitLine | None:
+    def _complete(
+        self, chunk: bytes, start: int, newline: int, end: int, origin: Origin
+    ) -> Line | None:
         """Finish the current line with ``chunk[start:newline]``; ``end`` is past the newline."""
         assert self._line_start is not None
         line_start = self._line_start
@@ -161,14 +166,15 @@ class LineSplitter:
         self._line_start = end
         if not overflowed and raw.endswith(b"\r"):
             raw = raw[:-1]
-        return self._make(raw, line_start, end, overflowed)
+        return self._make(raw, line_start, end, overflowed, origin)
 
     def _make(
-        self, raw: bytes, offset: int, end: int, overflowed: bool = False
-    ) -> SplitLine | None:
+        self, raw: bytes, offset: int, end: int, overflowed: bool, origin: Origin
+    ) -> Line | None:
         truncated = overflowed or len(raw) > self._max
         if truncated:
             raw = raw[: self._max]
         elif not raw:
             return None
-        return SplitLine(offset=offset, end=end, raw=raw, truncated=truncated)
+        file_id, generation, path, name = origin
+        return Line(file_id, generation, path, offset, end, raw, name, truncated)

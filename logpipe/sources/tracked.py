@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable
 
 from logpipe.event import Line
 from logpipe.sources.fingerprint import FileIdentity, head_digest, parse_file_id
-from logpipe.sources.lines import LineSplitter, SplitLine
+from logpipe.sources.lines import LineSplitter, Origin
 from logpipe.sources.shared import CheckpointAccess, Emit, ReadSettings, Truncation
 
 __all__ = ["CheckpointAccess", "Emit", "ReadSettings", "TrackedFile", "Truncation"]
@@ -183,9 +183,9 @@ class TrackedFile:
         """Emit the partial last line as a line (its rest, if it ever comes, is another)."""
         if self.file_id is None:
             return
-        piece = self._splitter.flush()
-        if piece is not None:
-            await self.emit_line(self._line(piece))
+        line = self._splitter.flush(self._origin())
+        if line is not None:
+            await self.emit_line(line)
 
     async def emit_line(self, line: Line) -> None:
         """Emit ``line`` after the lines still waiting (kept if the emit is cancelled)."""
@@ -202,14 +202,7 @@ class TrackedFile:
             self.position += len(data)
             self.last_change = time.monotonic()
             self._tail = (self._tail + data[-_TAIL_BYTES:])[-_TAIL_BYTES:]
-            pieces = self._splitter.feed(data, offset)
-            file_id, generation, path = self.file_id, self.generation, self.path
-            name = self._settings.input_name
-            assert file_id is not None
-            self._unsent.extend(
-                Line(file_id, generation, path, p.offset, p.end, p.raw, name, p.truncated)
-                for p in pieces
-            )
+            self._unsent.extend(self._splitter.feed(data, offset, self._origin()))
             await self._emit_unsent()
             # Let the sink and other tasks run between chunks even when emit
             # never had to wait (queue not full).
@@ -242,18 +235,10 @@ class TrackedFile:
             self.size = st.st_size
             self.last_change = time.monotonic()
 
-    def _line(self, piece: SplitLine) -> Line:
+    def _origin(self) -> Origin:
+        """Where the lines split next come from (the file is identified by then)."""
         assert self.file_id is not None
-        return Line(
-            file_id=self.file_id,
-            generation=self.generation,
-            path=self.path,
-            offset=piece.offset,
-            end=piece.end,
-            raw=piece.raw,
-            input_name=self._settings.input_name,
-            truncated=piece.truncated,
-        )
+        return self.file_id, self.generation, self.path, self._settings.input_name
 
     def _identify(self, *, final: bool = False) -> bool:
         """Give the file its id and starting point; False while it has no first line.
@@ -330,7 +315,7 @@ class TrackedFile:
             extra=self._context(self.file_id, reason=reason, position=self.position),
         )
         committed = self.committed
-        piece = self._splitter.flush()
+        partial = self._splitter.flush(self._origin())
         return Truncation(
             file_id=self.file_id,
             generation=self.generation,
@@ -339,7 +324,7 @@ class TrackedFile:
             position=self.position,
             size_before=size_before,
             tail=self._tail,
-            partial=None if piece is None else self._line(piece),
+            partial=partial,
         )
 
     def _forget(self, cut: Truncation) -> None:

@@ -42,8 +42,10 @@ class Line:
     truncated: bool = False
 
 
-# One item of a bulk request: the action line, the document, the newline.
-BULK_ENTRY = b'{"create":{"_index":"%b","_id":"%b"}}\n%b\n'
+# One item of a bulk request: the action line, the document, the newline. The
+# document comes in two parts, so that the per-line step can splice the static
+# sections after the event's own fields without joining them first.
+BULK_ENTRY = b'{"create":{"_index":"%b","_id":"%b"}}\n%b%b\n'
 
 
 @dataclass(slots=True, init=False)
@@ -102,7 +104,7 @@ class Event:
         self.index = index
         self.doc_id = doc_id
         if entry is None:
-            entry = BULK_ENTRY % (index.encode(), doc_id.encode(), source)
+            entry = BULK_ENTRY % (index.encode(), doc_id.encode(), source, b"")
         self.entry = entry
         self.event_time = event_time
         self.alert = alert
@@ -117,7 +119,7 @@ class Event:
 
     @source.setter
     def source(self, value: bytes) -> None:
-        self.entry = BULK_ENTRY % (self.index.encode(), self.doc_id.encode(), value)
+        self.entry = BULK_ENTRY % (self.index.encode(), self.doc_id.encode(), value, b"")
 
     def document(self) -> dict[str, Any]:
         """The document as a dict (decoded again: only for the rare paths that edit it)."""

@@ -15,7 +15,7 @@ import orjson
 
 from logpipe.config import InputConfig
 from logpipe.enrich.static import Enricher
-from logpipe.event import Event, Line, encode_source
+from logpipe.event import BULK_ENTRY, Event, Line, encode_source
 from logpipe.parsers import Parsed, Parser
 from logpipe.sinks.elasticsearch.encode import IdMaker, IndexNamer
 
@@ -199,7 +199,7 @@ class LineProcessor:
                 index_bytes = index.encode()
             doc_id = make_id(line)
             # The bulk item in one formatting: action line, document (head + tail), newline.
-            entry = _ENTRY % (index_bytes, doc_id.encode(), json_head, json_tail)
+            entry = BULK_ENTRY % (index_bytes, doc_id.encode(), json_head, json_tail)
             append(Event(line, index, doc_id, b"", epoch, alert, entry))
         if file_id is not None:
             self._remember(file_id, generation, last)
@@ -214,9 +214,6 @@ class LineProcessor:
             last_time.clear()
         last_time[key] = when
 
-
-_ENTRY = b'{"create":{"_index":"%b","_id":"%b"}}\n%b%b\n'
-"""Event's BULK_ENTRY, with the document given in two parts."""
 
 # The top-level keys of a usual nginx line's document before the static sections.
 _USUAL_KEYS = frozenset(

@@ -66,10 +66,9 @@ class Enricher:
 
     def __init__(self, fields: dict[str, Any]) -> None:
         self._sections = list(fields.items())
-        self._keys = frozenset(fields)
         # The sections pre-serialised once, as they appear inside a JSON object.
         self._tail = orjson.dumps(fields)[1:] if fields else b""
-        self.static_keys = self._keys
+        self.static_keys = frozenset(fields)
         """The top-level keys of the static sections."""
         self.splice = b"," + self._tail if fields else b"}"
         """What replaces the closing ``}`` of a non-empty document with none of
@@ -95,8 +94,8 @@ class Enricher:
         """
         if not self._tail:
             return encode_source(doc)
-        if doc.keys().isdisjoint(self._keys):  # walks the smaller side
+        if doc.keys().isdisjoint(self.static_keys):  # walks the smaller side
             own = encode_source(doc)
-            return b"{" + self._tail if own == b"{}" else own[:-1] + b"," + self._tail
+            return b"{" + self._tail if own == b"{}" else own[:-1] + self.splice
         self(doc)
         return encode_source(doc)

@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
-from collections.abc import Callable
+import urllib.error
+import urllib.request
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
 from elasticsearch import Elasticsearch
 
 from logpipe.config import PipelineConfig, load_config
 from logpipe.event import Line
+from logpipe.health import serve_monitoring
+from logpipe.pipeline import Pipeline
 from logpipe.sources.fingerprint import fingerprint
 
 
@@ -155,3 +161,36 @@ def file_lines(path: Path, input_name: str | None = None) -> list[Line]:
         lines.append(Line(file_id, 0, str(path), offset, end, raw.rstrip(b"\n"), name))
         offset = end
     return lines
+
+
+def probe(port: int, path: str, host: str = "127.0.0.1") -> tuple[int, dict[str, Any]]:
+    """A monitoring endpoint's JSON answer: (status, body)."""
+    try:
+        with urllib.request.urlopen(f"http://{host}:{port}{path}", timeout=10) as response:
+            return response.status, orjson.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, orjson.loads(exc.read())
+
+
+@contextlib.asynccontextmanager
+async def monitored(pipeline: Pipeline, address: str, **options: Any) -> AsyncIterator[Pipeline]:
+    """``pipeline`` running as a sidecar, its monitoring endpoint listening on ``address``."""
+    stop = asyncio.Event()
+    started = asyncio.Event()
+
+    async def run() -> None:
+        async with serve_monitoring(pipeline, address, **options):
+            started.set()
+            await pipeline.run_forever(stop)
+
+    task = asyncio.create_task(run())
+    waiter = asyncio.create_task(started.wait())
+    await asyncio.wait([task, waiter], timeout=30, return_when=asyncio.FIRST_COMPLETED)
+    waiter.cancel()
+    if task.done():
+        task.result()  # raise what stopped it
+    try:
+        yield pipeline
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)

@@ -14,9 +14,7 @@ import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
-import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -24,7 +22,6 @@ from logpipe import progress
 from logpipe.devservers import free_port
 from logpipe.devservers.noida import NoidaServer
 from logpipe.devservers.smtp import RecordingSMTP
-from logpipe.health import serve_monitoring
 from logpipe.pipeline import Pipeline
 from logpipe.sinks.elasticsearch.retention import RetentionMode, policy_name
 from tests.integration.helpers import (
@@ -33,6 +30,8 @@ from tests.integration.helpers import (
     app_line,
     es_client,
     load,
+    monitored,
+    probe,
     wait_until,
     write_pipeline,
 )
@@ -56,30 +55,12 @@ def value(samples: Samples, name: str, **labels: str) -> float:
     return samples[(name, frozenset(labels.items()))]
 
 
-def probe(port: int, path: str) -> tuple[int, dict[str, Any]]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as response:
-            return response.status, orjson.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, orjson.loads(exc.read())
-
-
 @contextlib.asynccontextmanager
 async def sidecar(pipeline: Pipeline) -> AsyncIterator[int]:
     """``pipeline`` running as a sidecar with its monitoring endpoint; yields the port."""
     port = free_port()
-    stop = asyncio.Event()
-
-    async def run() -> None:
-        async with serve_monitoring(pipeline, f"127.0.0.1:{port}"):
-            await pipeline.run_forever(stop)
-
-    task = asyncio.create_task(run())
-    try:
+    async with monitored(pipeline, f"127.0.0.1:{port}"):
         yield port
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 30)
 
 
 async def test_metrics_count_a_known_workload_per_component(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from types import SimpleNamespace
 from typing import Any
 
@@ -69,6 +71,16 @@ def test_monitoring_address_splits_into_host_and_port(
     address: str, expected: tuple[str, int]
 ) -> None:
     assert split_address(address) == expected
+
+
+def test_monitoring_endpoint_does_not_need_aiohttp() -> None:
+    # logpipe dropped aiohttp (~20 MiB of RSS); a fresh interpreter where it cannot be
+    # imported must still load the endpoint.
+    probe = "import sys; sys.modules['aiohttp'] = None; import logpipe.health"
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
 
 
 def _pipeline(unreadable: list[str], *, connected: bool = True) -> Any:

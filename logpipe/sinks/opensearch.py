@@ -1,7 +1,8 @@
 """The ``kind: opensearch`` output: opensearch-py behind the client surface the sink uses.
 
 The Elasticsearch client refuses to talk to an OpenSearch server (it checks the
-product), so ``ElasticsearchSink`` is handed :class:`OpenSearchClient` instead:
+product), so ``ElasticsearchSink`` is handed :class:`OpenSearchClient` instead (awaited
+in threads, as the Elasticsearch client is: ``logpipe.sinks.threaded``):
 the same calls (``info``, ``bulk``, ``indices.get_index_template`` /
 ``put_index_template``, ``close``, and ``RetentionKeeper``'s ``indices`` and
 ``ilm`` calls), answers with a ``.body``, and failures
@@ -26,7 +27,7 @@ from __future__ import annotations
 
 import logging
 import ssl
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -43,10 +44,11 @@ from elasticsearch import ApiError
 from elasticsearch.exceptions import HTTP_EXCEPTIONS
 
 from logpipe.config import ElasticsearchConfig
-from logpipe.sinks.tls import tls_context
+from logpipe.sinks.threaded import AwaitedClient
+from logpipe.sinks.tls import follow_context, tls_context
 
 if TYPE_CHECKING:
-    from opensearchpy import AsyncOpenSearch
+    from opensearchpy import OpenSearch
 
 log = logging.getLogger("logpipe.opensearch")
 
@@ -69,31 +71,29 @@ class OpenSearchResponse:
 class OpenSearchIndices:
     """``indices`` calls: the sink's (template) and ``RetentionKeeper``'s (settings, delete)."""
 
-    def __init__(self, client: AsyncOpenSearch) -> None:
+    def __init__(self, client: OpenSearch) -> None:
         self._client = client
 
-    async def get_index_template(self, *, name: str) -> OpenSearchResponse:
-        return await _answer(lambda: self._client.indices.get_index_template(name=name))
+    def get_index_template(self, *, name: str) -> OpenSearchResponse:
+        return _answer(lambda: self._client.indices.get_index_template(name=name))
 
-    async def put_index_template(self, *, name: str, **template: Any) -> OpenSearchResponse:
-        return await _answer(
-            lambda: self._client.indices.put_index_template(name=name, body=template)
-        )
+    def put_index_template(self, *, name: str, **template: Any) -> OpenSearchResponse:
+        return _answer(lambda: self._client.indices.put_index_template(name=name, body=template))
 
-    async def get_settings(
+    def get_settings(
         self, *, index: str, expand_wildcards: str, flat_settings: bool
     ) -> OpenSearchResponse:
-        return await _answer(
+        return _answer(
             lambda: self._client.indices.get_settings(
                 index=index, expand_wildcards=expand_wildcards, flat_settings=flat_settings
             )
         )
 
-    async def put_settings(self, *, index: str, settings: dict[str, Any]) -> OpenSearchResponse:
-        return await _answer(lambda: self._client.indices.put_settings(index=index, body=settings))
+    def put_settings(self, *, index: str, settings: dict[str, Any]) -> OpenSearchResponse:
+        return _answer(lambda: self._client.indices.put_settings(index=index, body=settings))
 
-    async def delete(self, *, index: str, expand_wildcards: str) -> OpenSearchResponse:
-        return await _answer(
+    def delete(self, *, index: str, expand_wildcards: str) -> OpenSearchResponse:
+        return _answer(
             lambda: self._client.indices.delete(index=index, expand_wildcards=expand_wildcards)
         )
 
@@ -105,13 +105,13 @@ class OpenSearchIlm:
     request: ``RetentionKeeper`` then deletes expired daily indices itself.
     """
 
-    async def get_status(self) -> OpenSearchResponse:
+    def get_status(self) -> OpenSearchResponse:
         raise _no_ilm()
 
-    async def get_lifecycle(self, *, name: str) -> OpenSearchResponse:
+    def get_lifecycle(self, *, name: str) -> OpenSearchResponse:
         raise _no_ilm()
 
-    async def put_lifecycle(self, *, name: str, policy: dict[str, Any]) -> OpenSearchResponse:
+    def put_lifecycle(self, *, name: str, policy: dict[str, Any]) -> OpenSearchResponse:
         raise _no_ilm()
 
 
@@ -120,35 +120,35 @@ def _no_ilm() -> ApiError:
 
 
 class OpenSearchClient:
-    """An ``AsyncOpenSearch`` answering and failing the way ``AsyncElasticsearch`` does."""
+    """An ``OpenSearch`` client answering and failing the way ``Elasticsearch`` does."""
 
-    def __init__(self, client: AsyncOpenSearch) -> None:
+    def __init__(self, client: OpenSearch) -> None:
         self._client = client
         self.indices = OpenSearchIndices(client)
         self.ilm = OpenSearchIlm()
 
-    async def info(self) -> OpenSearchResponse:
-        return await _answer(self._client.info)
+    def info(self) -> OpenSearchResponse:
+        return _answer(self._client.info)
 
-    async def bulk(self, *, operations: bytes, filter_path: list[str]) -> OpenSearchResponse:
+    def bulk(self, *, operations: bytes, filter_path: list[str]) -> OpenSearchResponse:
         """Send a prebuilt NDJSON body.
 
         opensearch-py sends ``bytes`` ending in a newline as they are: its bulk
         helper only joins non-strings, its serializer returns strings and bytes
         unchanged, and the transport's ``str.encode`` does not apply to bytes.
         """
-        return await _answer(lambda: self._client.bulk(body=operations, filter_path=filter_path))
+        return _answer(lambda: self._client.bulk(body=operations, filter_path=filter_path))
 
-    async def close(self) -> None:
-        await self._client.close()
+    def close(self) -> None:
+        self._client.close()
         # opensearch-py closes only the hosts in rotation: one marked dead would
         # keep its HTTP session (and sockets) open. Closing twice is harmless.
         pool = self._client.transport.connection_pool
         for connection in getattr(pool, "orig_connections", ()):
-            await connection.close()
+            connection.close()
 
 
-def make_opensearch_client(config: ElasticsearchConfig) -> OpenSearchClient:
+def make_opensearch_client(config: ElasticsearchConfig) -> AwaitedClient:
     """An opensearch-py client with the same policy as ``make_client`` has for Elasticsearch.
 
     No retries of answers (429, 5xx) or timeouts in the client: the sink retries
@@ -159,7 +159,7 @@ def make_opensearch_client(config: ElasticsearchConfig) -> OpenSearchClient:
     answer 401, which stops logpipe with a clear error).
     """
     try:
-        from opensearchpy import AsyncOpenSearch
+        from opensearchpy import OpenSearch
     except ImportError as exc:  # pragma: no cover - depends on the installed extras
         raise ValueError(
             "output.elasticsearch.kind is opensearch, but opensearch-py is not installed: "
@@ -182,7 +182,20 @@ def make_opensearch_client(config: ElasticsearchConfig) -> OpenSearchClient:
         kwargs["http_auth"] = (config.username, password)
     if any(h.startswith("https://") for h in config.hosts):
         kwargs["ssl_context"] = tls_context(config)
-    return OpenSearchClient(AsyncOpenSearch(list(config.hosts), **kwargs))
+        kwargs["connection_class"] = _context_only_connection()
+    return AwaitedClient(OpenSearchClient(OpenSearch(list(config.hosts), **kwargs)))
+
+
+def _context_only_connection() -> type[Any]:
+    """opensearch-py's urllib3 connection, connecting with ``ssl_context`` as it is."""
+    from opensearchpy import Urllib3HttpConnection
+
+    class ContextOnlyConnection(Urllib3HttpConnection):
+        def _create_urllib3_pool(self) -> None:
+            super()._create_urllib3_pool()
+            follow_context(self.pool)
+
+    return ContextOnlyConnection
 
 
 def _quiet_library_logs() -> None:
@@ -197,12 +210,12 @@ def _quiet_library_logs() -> None:
         library.addHandler(logging.NullHandler())
 
 
-async def _answer(call: Callable[[], Awaitable[Any]]) -> OpenSearchResponse:
+def _answer(call: Callable[[], Any]) -> OpenSearchResponse:
     """Run one opensearch-py call; its answer wrapped, its failure translated."""
     from opensearchpy.exceptions import OpenSearchException
 
     try:
-        body = await call()
+        body = call()
     except OpenSearchException as exc:
         error = translate_error(exc)
         if isinstance(error, TransportConnectionError | ConnectionTimeout):
@@ -218,8 +231,8 @@ def translate_error(exc: Exception) -> Exception:
     from opensearchpy import exceptions as os_errors
 
     if isinstance(exc, os_errors.ConnectionError):
-        # ``error`` is the HTTP library's own text: "Cannot connect to host h:p
-        # ssl:True [... certificate verify failed: Hostname mismatch ...]".
+        # ``error`` is the HTTP library's own text, e.g. "[SSL:
+        # CERTIFICATE_VERIFY_FAILED] certificate verify failed: Hostname mismatch ...".
         text = str(exc.error)
         if isinstance(exc, os_errors.ConnectionTimeout):
             return ConnectionTimeout(text, errors=(exc,))
@@ -232,11 +245,11 @@ def translate_error(exc: Exception) -> Exception:
 
 
 def _is_tls_failure(exc: Exception) -> bool:
-    """Whether opensearch-py's ConnectionError hides a failed handshake (it wraps them all)."""
-    from aiohttp import ClientSSLError
+    """Whether opensearch-py's ConnectionError hides a failed handshake (it wraps most)."""
+    from urllib3.exceptions import SSLError as Urllib3SSLError
 
     cause = getattr(exc, "info", None)
-    return isinstance(cause, ClientSSLError | ssl.SSLError)
+    return isinstance(cause, Urllib3SSLError | ssl.SSLError)
 
 
 def _api_error(status: int, error: Any, body: Any) -> ApiError:

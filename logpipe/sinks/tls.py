@@ -5,6 +5,9 @@ from __future__ import annotations
 import logging
 import ssl
 
+from elastic_transport import NodeConfig, Urllib3HttpNode
+from urllib3 import HTTPSConnectionPool
+
 from logpipe.config import ElasticsearchConfig
 
 log = logging.getLogger("logpipe.tls")
@@ -30,3 +33,29 @@ def tls_context(config: ElasticsearchConfig) -> ssl.SSLContext:
             extra={"hosts": ", ".join(h for h in config.hosts if h.startswith("https://"))},
         )
     return context
+
+
+def follow_context(pool: object) -> None:
+    """Make a urllib3 pool connect with its ``ssl_context`` as logpipe built it.
+
+    At every new connection urllib3 sets the context's ``verify_mode`` from the
+    pool's ``cert_reqs`` (unset reads as CERT_REQUIRED: ``verify_certs: false``
+    would verify anyway) and loads the pool's ``ca_certs`` into it
+    (elastic-transport hands it certifi's bundle: the context would trust
+    those CAs besides ``ca_cert``, and parse ~150 certificates per connect).
+    """
+    if not isinstance(pool, HTTPSConnectionPool):
+        return
+    context = pool.conn_kw.get("ssl_context")
+    if isinstance(context, ssl.SSLContext):
+        pool.cert_reqs = context.verify_mode
+        pool.ca_certs = None
+        pool.ca_cert_dir = None
+
+
+class ContextOnlyNode(Urllib3HttpNode):
+    """elastic-transport's urllib3 node, connecting with ``ssl_context`` as it is."""
+
+    def __init__(self, config: NodeConfig) -> None:
+        super().__init__(config)
+        follow_context(self.pool)

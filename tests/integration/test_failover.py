@@ -22,6 +22,8 @@ from pathlib import Path
 import pytest
 from elasticsearch import NotFoundError
 
+from logpipe.config import ElasticsearchConfig
+from logpipe.sinks.elasticsearch.sink import make_client
 from tests.integration.helpers import EsTarget, app_line, es_client, hits, search, write_pipeline
 from tests.integration.proxies import TcpProxy
 
@@ -130,3 +132,19 @@ def test_node_dying_mid_stream_loses_nothing_and_duplicates_nothing(
     # own retry with backoff (for a cluster that is down as a whole) never ran.
     output = (tmp_path / "stderr.log").read_text()
     assert "bulk_retry_scheduled" not in output, output
+
+
+async def test_requests_take_turns_between_the_hosts(
+    nodes: tuple[TcpProxy, TcpProxy],
+) -> None:
+    # Regression: the blocking client's round-robin keeps its turn per thread, and
+    # a thread per request sent every request to the same host.
+    first, second = nodes
+    client = make_client(ElasticsearchConfig(hosts=[first.url, second.url]))
+    try:
+        for _ in range(4):
+            await client.info()
+    finally:
+        await client.close()
+    assert first.counts.bytes_up > 0 and second.counts.bytes_up > 0
+    assert first.counts.bytes_up == second.counts.bytes_up  # two identical requests each

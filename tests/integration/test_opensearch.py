@@ -248,7 +248,7 @@ async def test_retention_deletes_expired_daily_indices_itself_on_opensearch(
     )
     adapter = make_opensearch_client(config)
     try:
-        keeper = RetentionKeeper(adapter, config)  # type: ignore[arg-type]
+        keeper = RetentionKeeper(adapter, config)
         deleted = await keeper.check(datetime(2026, 11, 28, 12, tzinfo=UTC))
     finally:
         await adapter.close()

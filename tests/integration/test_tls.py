@@ -20,6 +20,8 @@ import pytest
 import trustme
 from elasticsearch import NotFoundError
 
+from logpipe.config import ElasticsearchConfig
+from logpipe.sinks.elasticsearch.sink import make_client
 from tests.integration.helpers import (
     EsTarget,
     app_line,
@@ -213,3 +215,22 @@ def test_verify_certs_false_connects_anyway_and_says_so(
     assert len(warnings) == 1
     assert warnings[0]["log.level"] == "warning"
     assert warnings[0]["logpipe"]["hosts"] == proxy.url
+
+
+async def test_connecting_leaves_the_tls_context_trusting_only_the_given_ca(
+    trusted_proxy: TcpProxy, ca_file: Path
+) -> None:
+    # Regression: with the blocking client, urllib3 loaded certifi's bundle into
+    # logpipe's context at every new connection (elastic-transport hands it over
+    # next to ssl_context), so ca_cert was no longer the only CA trusted.
+    config = ElasticsearchConfig(hosts=[trusted_proxy.url], ca_cert=str(ca_file))
+    client = make_client(config)
+    try:
+        await client.info()
+    finally:
+        await client.close()
+    assert trusted_proxy.counts.connections >= 1
+    (node,) = client.blocking.transport.node_pool.all()
+    context = node.pool.conn_kw["ssl_context"]
+    assert context.cert_store_stats()["x509_ca"] == 1
+    assert context.verify_mode is ssl.CERT_REQUIRED

@@ -45,7 +45,7 @@ from elasticsearch import ApiError
 from logpipe.config import ElasticsearchConfig
 
 if TYPE_CHECKING:
-    from logpipe.sinks.elasticsearch.sink import SearchClient
+    from logpipe.sinks.threaded import AwaitedClient
 
 __all__ = [
     "RetentionKeeper",
@@ -173,7 +173,7 @@ class RetentionKeeper:
     again. It does nothing while ``retention.days`` is unset.
     """
 
-    def __init__(self, client: SearchClient, config: ElasticsearchConfig) -> None:
+    def __init__(self, client: AwaitedClient, config: ElasticsearchConfig) -> None:
         self._client = client
         self._prefix = config.index_prefix
         self._timezone = config.index_timezone

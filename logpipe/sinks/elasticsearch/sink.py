@@ -13,15 +13,14 @@ import asyncio
 import logging
 import random
 import time
-import warnings
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import Any
 
 from elastic_transport import ConnectionError as TransportConnectionError
 from elastic_transport import ConnectionTimeout, TlsError, TransportError
-from elasticsearch import ApiError, AsyncElasticsearch
+from elasticsearch import ApiError, Elasticsearch
 from elasticsearch.serializer import NdjsonSerializer, OrjsonSerializer
 
 from logpipe.config import ElasticsearchConfig
@@ -41,24 +40,11 @@ from logpipe.sinks.elasticsearch.repair import (
     move_conflicting_field,
     safe_core,
 )
-from logpipe.sinks.tls import tls_context
-
-if TYPE_CHECKING:
-    from logpipe.sinks.opensearch import OpenSearchClient
+from logpipe.sinks.threaded import AwaitedClient
+from logpipe.sinks.tls import ContextOnlyNode, tls_context
 from logpipe.stats import Durations
 
 log = logging.getLogger("logpipe.elasticsearch")
-
-# The Elasticsearch client, or the adapter that gives opensearch-py its surface.
-SearchClient: TypeAlias = "AsyncElasticsearch | OpenSearchClient"
-
-# aiohttp warns (ResourceWarning) on every request body over 1 MiB passed as
-# bytes, and the client turns a warning raised as an error (python -W error,
-# PYTHONWARNINGS) into a ConnectionError: every large bulk request would then
-# fail forever. The body is already in memory and written without blocking.
-warnings.filterwarnings(
-    "ignore", message="Sending a large body directly with raw bytes", category=ResourceWarning
-)
 
 _BULK_FILTER = ["errors", "items.*.status", "items.*.error"]
 
@@ -100,8 +86,11 @@ class _BulkBodySerializer(NdjsonSerializer, OrjsonSerializer):
         return super().dumps(data)
 
 
-def make_client(config: ElasticsearchConfig) -> AsyncElasticsearch:
-    """An async client with logpipe's own retry policy, failing over between ``hosts``.
+def make_client(config: ElasticsearchConfig) -> AwaitedClient:
+    """A client with logpipe's own retry policy, failing over between ``hosts``.
+
+    The blocking client, its calls awaited in threads (``logpipe.sinks.threaded``
+    says why).
 
     Answers (429, 5xx) and timeouts are never retried by the client: ``send``
     retries them per item, with backoff. A connection error is different: the
@@ -131,7 +120,8 @@ def make_client(config: ElasticsearchConfig) -> AsyncElasticsearch:
         # One context for every https host: certificate and hostname verified
         # against the system's CAs, or only against ca_cert when it is set.
         kwargs["ssl_context"] = tls_context(config)
-    return AsyncElasticsearch(config.hosts, **kwargs)
+        kwargs["node_class"] = ContextOnlyNode
+    return AwaitedClient(Elasticsearch(config.hosts, **kwargs))
 
 
 class ElasticsearchSink:
@@ -143,7 +133,7 @@ class ElasticsearchSink:
         dead_letters: DeadLetterFile,
         *,
         on_created: Callable[[list[Event]], None] | None = None,
-        client: SearchClient | None = None,
+        client: AwaitedClient | None = None,
     ) -> None:
         self._config = config
         if client is None and config.kind == "opensearch":
@@ -161,7 +151,7 @@ class ElasticsearchSink:
         self.connected = False  # start() has reached the server (and checked the template)
 
     @property
-    def client(self) -> SearchClient:
+    def client(self) -> AwaitedClient:
         """The client (shared by retention; closed by :meth:`close`)."""
         return self._client
 

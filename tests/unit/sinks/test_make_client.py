@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import ssl
 from pathlib import Path
@@ -10,23 +9,35 @@ from typing import Any
 
 import pytest
 import trustme
-from elasticsearch import AsyncElasticsearch
+from elasticsearch import Elasticsearch
 
 from logpipe.config import ElasticsearchConfig
 from logpipe.sinks.elasticsearch.sink import make_client
 
 
-def built(**settings: Any) -> AsyncElasticsearch:
-    return make_client(ElasticsearchConfig.model_validate(settings))
+def built(**settings: Any) -> Elasticsearch:
+    client = make_client(ElasticsearchConfig.model_validate(settings)).blocking
+    assert isinstance(client, Elasticsearch)
+    return client
 
 
-def contexts(client: AsyncElasticsearch) -> list[ssl.SSLContext | None]:
-    # Each node's TLS context, as the HTTP layer will use it.
-    return [node._ssl_context for node in client.transport.node_pool.all()]  # type: ignore[attr-defined]
+def contexts(client: Elasticsearch) -> list[ssl.SSLContext | None]:
+    """Each node's TLS context, as urllib3 will connect with it."""
+    found = []
+    for node in client.transport.node_pool.all():
+        pool = node.pool  # type: ignore[attr-defined]
+        context = pool.conn_kw.get("ssl_context")
+        if context is not None:
+            # Checked at each connect: urllib3 sets verify_mode from cert_reqs
+            # and loads ca_certs into the context.
+            assert pool.cert_reqs == context.verify_mode
+            assert pool.ca_certs is None
+        found.append(context)
+    return found
 
 
-def close(client: AsyncElasticsearch) -> None:
-    asyncio.run(client.close())
+def close(client: Elasticsearch) -> None:
+    client.close()
 
 
 def test_https_verifies_certificate_and_hostname_by_default() -> None:

@@ -126,9 +126,9 @@ def test_failures_without_an_answer_become_plain_transport_errors(
     assert type(error) is TransportError
 
 
-async def test_no_ilm_on_opensearch_reads_as_an_elasticsearch_without_ilm() -> None:
+def test_no_ilm_on_opensearch_reads_as_an_elasticsearch_without_ilm() -> None:
     with pytest.raises(NotFoundError) as caught:
-        await OpenSearchIlm().get_status()
+        OpenSearchIlm().get_status()
     assert caught.value.meta.status == 404
 
 

@@ -129,25 +129,18 @@ def run_logpipe(workload: Workload, url: str, workdir: Path, prefix: str) -> Mea
     return Measurement(workload.total, child.wall, child.cpu, child.max_rss_kib)
 
 
+def baseline_argv(workload: Workload, url: str, prefix: str) -> list[str]:
+    """bench/baseline.py over ``workload`` into ``url``, with logpipe's batch size."""
+    files = ["--app", str(workload.app_log), "--access", str(workload.access_log)]
+    target = ["--url", url, "--prefix", prefix, "--batch", str(BATCH)]
+    return [sys.executable, str(BENCH / "baseline.py"), *files, *target]
+
+
 def run_baseline(workload: Workload, url: str, workdir: Path, prefix: str) -> Measurement:
     """One bench/baseline.py run; every document must be answered created."""
     workdir.mkdir(parents=True)
     install_template(url, prefix)  # the same mappings logpipe installs for itself
-    argv = [
-        sys.executable,
-        str(BENCH / "baseline.py"),
-        "--app",
-        str(workload.app_log),
-        "--access",
-        str(workload.access_log),
-        "--url",
-        url,
-        "--prefix",
-        prefix,
-        "--batch",
-        str(BATCH),
-    ]
-    child = run_child(argv, workdir)
+    child = run_child(baseline_argv(workload, url, prefix), workdir)
     created = orjson.loads(child.stdout)["created"] if child.code == 0 else -1
     if created != workload.total:
         raise BenchError(f"baseline failed (exit {child.code}):\n{child.stderr[-2000:]}")

@@ -26,6 +26,7 @@ from typing import Any
 import orjson
 import pytest
 from baseline import documents
+from instructions import report as instructions_report
 from livelog import (
     LineMaker,
     Writer,
@@ -295,3 +296,13 @@ def test_import_costs_are_summed_per_package() -> None:
     total, top = import_costs([sys.executable, "-c", "import json.decoder"])
     assert total > 0
     assert "json" in dict(top)
+
+
+def test_instructions_per_event_leave_start_up_out_and_compare_to_the_baseline() -> None:
+    found = {"logpipe": (3_000_000_000, 1_600_000_000), "baseline": (1_300_000_000, 200_000_000)}
+    text = instructions_report("python bench/instructions.py", 10_000, found)
+    # (3.0e9 - 1.6e9) / 20,000 events = 70,000; (1.3e9 - 0.2e9) / 20,000 = 55,000.
+    assert "| logpipe | 20,000 | 3,000,000,000 | 1,600,000,000 | 70,000 |" in text
+    assert "| baseline | 20,000 | 1,300,000,000 | 200,000,000 | 55,000 |" in text
+    assert "instructions per event x1.27**" in text
+    assert "start-up and shutdown x8.0" in text

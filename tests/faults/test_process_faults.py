@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.faults.conftest import Scenario
-from tests.faults.harness import scaled, scaled_timeout
+from tests.faults.harness import LogpipeProcess, scaled, scaled_timeout
 
 pytestmark = pytest.mark.integration
 
@@ -30,14 +30,20 @@ def assert_exactly_once(scenario: Scenario, recovery: float | None = None, notes
     assert rerun.code == 0 and rerun.created == 0, rerun.output[-2000:]
 
 
-@scaled_timeout(240)
-def test_kill9_during_inflight_bulk_loses_and_duplicates_nothing(scenario: Scenario) -> None:
+def shipping(scenario: Scenario, pipeline: Path) -> tuple[Path, LogpipeProcess]:
+    """A logpipe process that has indexed the first 100 lines of app.log."""
     log = scenario.log_dir / "app.log"
-    writer, proxy = scenario.writer, scenario.proxy
-    logpipe = scenario.logpipe(scenario.pipeline(batch_max_events=200))
-    writer.append(log, 100)
+    logpipe = scenario.logpipe(pipeline)
+    scenario.writer.append(log, 100)
     logpipe.start()
     scenario.wait(100)
+    return log, logpipe
+
+
+@scaled_timeout(240)
+def test_kill9_during_inflight_bulk_loses_and_duplicates_nothing(scenario: Scenario) -> None:
+    writer, proxy = scenario.writer, scenario.proxy
+    log, logpipe = shipping(scenario, scenario.pipeline(batch_max_events=200))
 
     # The server committed the bulk; its answer is held when the process dies.
     proxy.delay(30, forward_first=True, count=1)
@@ -157,6 +163,29 @@ def test_sigterm_while_elasticsearch_is_down_exits_promptly_and_loses_nothing(
         recovery,
         notes=f"SIGTERM exits took {running.seconds:.1f} s and {starting.seconds:.1f} s",
     )
+
+
+def test_sigterm_while_a_bulk_request_hangs_exits_promptly_and_loses_nothing(
+    scenario: Scenario,
+) -> None:
+    # The bulk request runs in the client's worker thread, which cannot be
+    # interrupted: the shutdown must not wait for the request to time out.
+    writer, proxy = scenario.writer, scenario.proxy
+    log, logpipe = shipping(scenario, scenario.pipeline(request_timeout_seconds=120.0))
+
+    proxy.delay(300, forward_first=False, count=1)  # held, never forwarded before the exit
+    writer.append(log, 300)
+    assert proxy.wait_holding(20), "no bulk request was held"
+    stopped = logpipe.terminate(timeout=60)
+    assert stopped.seconds < 15, (stopped, logpipe.output()[-2000:])
+    assert "were not acknowledged before exit" in logpipe.output()
+
+    proxy.pass_through()
+    restarted = time.monotonic()
+    logpipe.start()
+    recovery = scenario.recovery(restarted, 60)
+    assert logpipe.terminate().code == 0
+    assert_exactly_once(scenario, recovery, notes=f"SIGTERM exit took {stopped.seconds:.1f} s")
 
 
 @scaled_timeout(240)

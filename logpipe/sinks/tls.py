@@ -5,8 +5,10 @@ from __future__ import annotations
 import logging
 import ssl
 
+import urllib3
 from elastic_transport import NodeConfig, Urllib3HttpNode
 from urllib3 import HTTPSConnectionPool
+from urllib3.exceptions import InsecureRequestWarning
 
 from logpipe.config import ElasticsearchConfig
 
@@ -51,6 +53,10 @@ def follow_context(pool: object) -> None:
         pool.cert_reqs = context.verify_mode
         pool.ca_certs = None
         pool.ca_cert_dir = None
+        if context.verify_mode == ssl.CERT_NONE:
+            # tls_context has logged tls_verification_disabled once; urllib3
+            # would print its own warning, raw, for every request.
+            urllib3.disable_warnings(InsecureRequestWarning)
 
 
 class ContextOnlyNode(Urllib3HttpNode):

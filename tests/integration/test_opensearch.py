@@ -206,7 +206,7 @@ def tls_proxy(upstream: str, ca: trustme.CA, *names: str) -> TcpProxy:
     return TcpProxy(int(upstream.rsplit(":", 1)[1]), tls=context)
 
 
-def test_tls_is_verified_against_the_given_ca_and_refused_for_another_hostname(
+def test_tls_is_verified_against_the_given_ca_refused_for_another_name_unless_told_not_to(
     tmp_path: Path,
     log_dir: Path,
     opensearch: OpenSearchTestServer,
@@ -231,6 +231,19 @@ def test_tls_is_verified_against_the_given_ca_and_refused_for_another_hostname(
         assert (report.problems, report.created) == ([], 1)
         assert proxy.counts.connections >= 1
     assert len(search_all(opensearch.client(), index_prefix)) == 1
+
+    # verify_certs: false gets through the wrong name. Regression: urllib3 sets the
+    # context's verify_mode from the pool's cert_reqs at every connect, which
+    # opensearch-py leaves unset (read as CERT_REQUIRED) when given a context.
+    with (log_dir / "app.log").open("a") as fh:
+        fh.write(app_line("2026-11-27T08:00:01", "INFO", "Shift goes on"))
+    with tls_proxy(opensearch.url, ca, "elsewhere.example") as wrong:
+        path = opensearch_pipeline(tmp_path, log_dir, index_prefix, wrong.url)
+        unverified = "    kind: opensearch\n    verify_certs: false\n"
+        path.write_text(path.read_text().replace("    kind: opensearch\n", unverified))
+        report = run_once(path, {})
+        assert (report.problems, report.created) == ([], 1)
+    assert len(search_all(opensearch.client(), index_prefix)) == 2
 
 
 async def test_retention_deletes_expired_daily_indices_itself_on_opensearch(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator, Callable
@@ -20,7 +19,7 @@ from logpipe.config import PipelineConfig, load_config
 from logpipe.event import Line
 from logpipe.health import serve_monitoring
 from logpipe.pipeline import Pipeline
-from logpipe.sources.fingerprint import fingerprint
+from tests.files import file_id_of
 
 
 @dataclass(frozen=True)
@@ -148,12 +147,7 @@ async def wait_until(condition: Callable[[], bool], timeout: float = 60) -> None
 
 def file_lines(path: Path, input_name: str | None = None) -> list[Line]:
     """The lines of ``path`` as the tailer reads them (fingerprint, generation 0, offsets)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        file_id = fingerprint(fd)
-    finally:
-        os.close(fd)
-    assert file_id is not None
+    file_id = file_id_of(path)
     lines, offset = [], 0
     for raw in path.read_bytes().splitlines(keepends=True):
         end = offset + len(raw)

@@ -12,7 +12,6 @@ from click.testing import CliRunner
 
 from logpipe.checkpoints.store import CheckpointStore
 from logpipe.cli import main
-from logpipe.sources.fingerprint import fingerprint
 from logpipe.status import (
     AlertStatus,
     DeadLetterStatus,
@@ -25,6 +24,7 @@ from logpipe.status import (
     render,
     to_json,
 )
+from tests.files import file_id_of
 
 PIPELINE = """
 data_dir: {data_dir}
@@ -50,16 +50,6 @@ def logs(tmp_path: Path) -> Path:
 @pytest.fixture
 def store(tmp_path: Path) -> CheckpointStore:
     return CheckpointStore(tmp_path / "checkpoints.json")
-
-
-def file_id(path: Path) -> str:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        found = fingerprint(fd)
-    finally:
-        os.close(fd)
-    assert found is not None
-    return found
 
 
 def statuses(logs: Path, store: CheckpointStore) -> dict[str, FileStatus]:
@@ -93,7 +83,7 @@ def test_checkpointed_file_lags_by_what_was_written_since(
 ) -> None:
     log = logs / "app.log"
     log.write_bytes(b"first\nsecond\n")
-    store.advance(file_id(log), str(log), 0, 6)
+    store.advance(file_id_of(log), str(log), 0, 6)
     with log.open("ab") as fh:
         fh.write(b"third\n")
     row = statuses(logs, store)[str(log)]
@@ -104,7 +94,7 @@ def test_checkpointed_file_lags_by_what_was_written_since(
 def test_rotated_file_is_found_under_its_new_name(logs: Path, store: CheckpointStore) -> None:
     log = logs / "app.log"
     log.write_bytes(b"old first\nold second\n")
-    old_id = file_id(log)
+    old_id = file_id_of(log)
     store.advance(old_id, str(log), 0, 10)
     os.rename(log, logs / "app.log.1")  # not matched by app*.log
     log.write_bytes(b"new first\n")
@@ -121,7 +111,7 @@ def test_truncated_file_is_told_apart_from_its_new_content(
 ) -> None:
     log = logs / "app.log"
     log.write_bytes(b"old first\nold second\n")
-    old_id = file_id(log)
+    old_id = file_id_of(log)
     store.advance(old_id, str(log), 0, 21)
     with log.open("r+b") as fh:  # copytruncate's second half, same inode
         fh.truncate(0)
@@ -138,7 +128,7 @@ def test_rewritten_shorter_with_the_same_first_line_is_all_lag(
 ) -> None:
     log = logs / "app.log"
     log.write_bytes(b"header\nshort\n")
-    store.advance(file_id(log), str(log), 2, 5000)  # delivered further than it is long
+    store.advance(file_id_of(log), str(log), 2, 5000)  # delivered further than it is long
     row = statuses(logs, store)[str(log)]
     assert (row.state, row.lag_bytes, row.generation) == ("truncated", 13, 2)
 
@@ -146,7 +136,7 @@ def test_rewritten_shorter_with_the_same_first_line_is_all_lag(
 def test_deleted_file_is_gone(logs: Path, store: CheckpointStore) -> None:
     log = logs / "app.log"
     log.write_bytes(b"bye\n")
-    store.advance(file_id(log), str(log), 0, 4)
+    store.advance(file_id_of(log), str(log), 0, 4)
     log.unlink()
     row = statuses(logs, store)[str(log)]
     assert (row.state, row.size, row.lag_bytes, row.offset) == ("gone", None, None, 4)
@@ -155,9 +145,9 @@ def test_deleted_file_is_gone(logs: Path, store: CheckpointStore) -> None:
 def test_copy_progresses_as_the_original(logs: Path, store: CheckpointStore) -> None:
     log, copy = logs / "app.log", logs / "app.log.1"
     log.write_bytes(b"line one\nline two\n")
-    original = file_id(log)
+    original = file_id_of(log)
     copy.write_bytes(log.read_bytes())
-    store.register(file_id(copy), str(copy), 0, 0, copy_of=original)
+    store.register(file_id_of(copy), str(copy), 0, 0, copy_of=original)
     store.advance(original, str(copy), 0, 9)
     with log.open("r+b") as fh:
         fh.truncate(0)
@@ -178,8 +168,8 @@ def test_copy_of_an_original_that_moved_on_has_unknown_lag(
     log, copy = logs / "app.log", logs / "app.log.1"
     log.write_bytes(b"line one\n")
     copy.write_bytes(b"line one\n")
-    store.register(file_id(copy), str(copy), 0, 0, copy_of=file_id(log))
-    store.advance(file_id(log), str(log), 1, 3)
+    store.register(file_id_of(copy), str(copy), 0, 0, copy_of=file_id_of(log))
+    store.advance(file_id_of(log), str(log), 1, 3)
     row = statuses(logs, store)[str(copy)]
     assert (row.state, row.lag_bytes) == ("copy", None)
 
@@ -303,7 +293,7 @@ def test_acked_at_shows_as_age(tmp_path: Path, logs: Path) -> None:
     log.write_bytes(b"first\n")
     (tmp_path / "data").mkdir()
     store = CheckpointStore(tmp_path / "data" / "checkpoints.json")
-    store.advance(file_id(log), str(log), 0, 6)
+    store.advance(file_id_of(log), str(log), 0, 6)
     store.save()
     result = CliRunner().invoke(main, ["status", str(write_pipeline(tmp_path, logs)), "--json"])
     [row] = json.loads(result.output)["files"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 from pathlib import Path
@@ -10,19 +9,14 @@ from pathlib import Path
 import pytest
 
 from logpipe.checkpoints import CheckpointStore
-from logpipe.sources.fingerprint import fingerprint
 from logpipe.sources.recover import PRUNE_AFTER, prune_checkpoints
+from tests.files import file_id_of
 
 LATER = PRUNE_AFTER + 3600.0
 
 
 def checkpoint(store: CheckpointStore, path: Path, offset: int) -> str:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        file_id = fingerprint(fd)
-    finally:
-        os.close(fd)
-    assert file_id is not None
+    file_id = file_id_of(path)
     store.advance(file_id, str(path), 0, offset)
     return file_id
 

@@ -15,11 +15,12 @@ The shape follows the monitoring strategy's section 8: ``{"status": ...,
 "checks": {...}}``.
 
 Served by the standard library's ``ThreadingHTTPServer`` in a daemon thread:
-it is already loaded (prometheus_client imports it) where aiohttp's server
-cost ~20 MiB. The server threads never read pipeline state: each request
-hands its route to the event loop, which owns that state, and waits for the
-answer. Only the heartbeat's timestamp (one float) is read across threads, to
-say how long a stuck loop has been stuck.
+it is already loaded (prometheus_client imports it), where aiohttp's server
+loaded aiohttp (8-10 MiB of RSS, with the client's async transport). The
+server threads never read pipeline state: each request hands its route to
+the event loop, which owns that state, and waits for the answer. Only the
+heartbeat's timestamp (one float) is read across threads, to say how long a
+stuck loop has been stuck.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """A blocking search client, awaited: its calls run in a worker thread of its own.
 
 logpipe uses the official clients' *blocking* transport (urllib3), not their
-asyncio one. The asyncio transport needs aiohttp, and importing aiohttp alone
-costs a sidecar ~14 MiB of RSS and a fifth of a second of CPU at every start
+asyncio one. The asyncio transport needs aiohttp, and importing aiohttp
+cost a sidecar 8-10 MiB of RSS and 0.2-0.3 s of CPU at every start
 (issue #5: < 80 MiB through a 1 GB backlog). logpipe sends one bulk request
 at a time, so the pipeline's loop hands each call to the client's worker and
 goes on reading and encoding while the request is on the wire; urllib3

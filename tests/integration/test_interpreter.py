@@ -5,7 +5,7 @@
   client turned the warning into a ConnectionError, retried until the run
   gave up.
 - aiohttp not importable: logpipe dropped it (the Elasticsearch client's async
-  transport, the monitoring server) to save a sidecar ~8 to 14 MiB and 0.2 s per
+  transport, the monitoring server) to save a sidecar 8 to 10 MiB and 0.2 s per
   start. It may still be installed beside logpipe by another package, and
   elastic-transport then imports it, which costs the memory but changes
   nothing else; blocking the import makes any code path still needing it fail.

@@ -42,6 +42,8 @@ def make_parser(config: InputConfig) -> Parser:
     return plain_parser
 
 
+ENCODE_FAILURE = "_jsonencodefailure"
+
 ResumeTime = Callable[[str, int], datetime | None]
 UsualEncoder = Callable[[bytes], tuple[bytes, datetime] | None]
 
@@ -183,14 +185,20 @@ class LineProcessor:
                     fields["tags"] = [*existing, *tags] if isinstance(existing, list) else tags
                 alert = None
                 json_tail = b""
-                if alert_levels and _level(fields) in alert_levels:
+                try:
+                    if alert_levels and _level(fields) in alert_levels:
+                        enrich(fields)
+                        alert = fields
+                        json_head = encode_source(fields)
+                    elif fields.keys().isdisjoint(static_keys):  # walks the few static keys
+                        json_head, json_tail = dumps(fields, default=str)[:-1], splice
+                    else:
+                        json_head = enrich.encode(fields)
+                except TypeError as exc:  # orjson's JSONEncodeError is a TypeError
+                    fields = _unencodable(text, fields, exc, enrich.static_tags)
                     enrich(fields)
-                    alert = fields
+                    alert = fields if alert_levels and _level(fields) in alert_levels else None
                     json_head = encode_source(fields)
-                elif fields.keys().isdisjoint(static_keys):  # walks the few static keys
-                    json_head, json_tail = dumps(fields, default=str)[:-1], splice
-                else:
-                    json_head = enrich.encode(fields)
             last = timestamp
             epoch = timestamp.timestamp()
             if not utc_days or epoch // 86400 != day:
@@ -232,6 +240,35 @@ def _usual_encoder(config: InputConfig, enricher: Enricher) -> UsualEncoder | No
     from logpipe.parsers.nginx_encode import encode_usual
 
     return encode_usual
+
+
+def _unencodable(
+    text: str, fields: dict[str, Any], error: TypeError, static_tags: list[Any] | None
+) -> dict[str, Any]:
+    """The document of a line whose parsed fields orjson cannot write, with the line kept.
+
+    Parsed JSON can hold what orjson refuses to encode: nesting deeper than 254
+    levels (orjson reads up to 1024), or a lone surrogate (``"\\ud800"``) in a
+    line only Python's own JSON reader took. Such a line is still shipped: the
+    whole line as ``message``, tagged ``_jsonencodefailure``, with the time,
+    position, dataset, tags and level already worked out (the level so that an
+    alert rule still sees an ERROR line).
+    """
+    log = fields["log"]
+    kept_log = {"file": log["file"], "offset": log["offset"]}
+    level = log.get("level")
+    if isinstance(level, str):
+        kept_log["level"] = level.encode("utf-8", "replace").decode()
+    tags = fields.get("tags", static_tags)
+    kept_tags = [tag for tag in tags if isinstance(tag, str)] if isinstance(tags, list) else []
+    return {
+        "@timestamp": fields["@timestamp"],
+        "message": text,
+        "log": kept_log,
+        "event": fields["event"],
+        "error": {"message": f"the parsed fields cannot be written as JSON: {error}"},
+        "tags": [*kept_tags, ENCODE_FAILURE],
+    }
 
 
 def _iso(when: datetime) -> str:

@@ -130,6 +130,31 @@ def test_every_line_is_searchable_in_its_own_daily_index(
         assert doc["event"]["ingested"]
 
 
+def test_lines_orjson_reads_but_cannot_write_are_shipped_tagged_and_the_run_goes_on(
+    tmp_path: Path, log_dir: Path, es_server: EsTarget, index_prefix: str
+) -> None:
+    # Regression: nesting deeper than 254 levels, or a lone surrogate read by the
+    # lenient JSON path, raised out of the per-line step and stopped the pipeline.
+    deep, odd = (app_line(f"2026-11-27T10:00:0{n}", "INFO", "m")[:-2] for n in (1, 2))
+    too_deep = deep + ', "x": ' + "[" * 300 + "]" * 300 + "}\n"
+    surrogate = odd + ', "n": NaN, "s": "\\ud800"}\n'
+    with (log_dir / "app.log").open("w") as fh:
+        fh.write(app_line("2026-11-27T10:00:00", "INFO", "before"))
+        fh.write(too_deep)
+        fh.write(surrogate)
+        fh.write(app_line("2026-11-27T10:00:03", "INFO", "after"))
+    report = run_once(write_pipeline(tmp_path, log_dir, index_prefix), es_server.env)
+
+    assert report.problems == []
+    assert (report.read, report.created) == (4, 4)
+    docs = [h["_source"] for h in hits(search(es_client(es_server.env), index_prefix))]
+    assert sorted(d["message"] for d in docs if "_jsonencodefailure" in d.get("tags", [])) == [
+        too_deep.rstrip("\n"),
+        surrogate.rstrip("\n"),
+    ]
+    assert {d["message"] for d in docs if "tags" not in d} == {"before", "after"}
+
+
 def test_kibana_searches_work_against_the_installed_mappings(
     tmp_path: Path, log_dir: Path, es_server: EsTarget, index_prefix: str
 ) -> None:

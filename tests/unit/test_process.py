@@ -169,3 +169,52 @@ def test_static_tags_are_kept_when_an_event_has_tags_of_its_own() -> None:
         "_timestamp_inferred",
     ]
     assert tags(processor(make_line(DATED), NOW)) == ["erp"]
+
+
+# Valid JSON that orjson reads but cannot write back (regression: either one used to
+# raise out of the per-line step and stop the pipeline, on every restart again).
+TOO_DEEP = b'{"timestamp": "2026-11-27T10:00:00", "level": "ERROR", "message": "m", "x": %b%b}' % (
+    b"[" * 300,
+    b"]" * 300,
+)
+# NaN sends the line to Python's json module, which, unlike orjson, takes a lone surrogate.
+LONE_SURROGATE = b'{"timestamp": "2026-11-27T10:00:00", "level": "INFO", "x": NaN, "y": "\\ud800"}'
+
+
+def test_line_nested_deeper_than_orjson_writes_is_shipped_whole_and_tagged() -> None:
+    event = process(TOO_DEEP)
+
+    assert tags(event) == ["_jsonencodefailure"]
+    doc = fields(event)
+    assert doc["message"] == TOO_DEEP.decode()
+    assert doc["@timestamp"] == "2026-11-27T10:00:00Z"
+    assert doc["log"] == {"file": {"path": "/var/log/erp/application.log"}, "offset": 4096} | {
+        "level": "error"
+    }
+    assert doc["event"]["dataset"] == "erp.application"
+    assert doc["host"] == {"name": "pod-1"}
+    assert "Recursion limit" in doc["error"]["message"]
+    assert event.index == "erp-logs-2026.11.27"
+
+
+def test_lone_surrogate_from_the_lenient_json_reader_is_shipped_whole_and_tagged() -> None:
+    event = process(LONE_SURROGATE)
+
+    assert tags(event) == ["_jsonencodefailure"]
+    assert fields(event)["message"] == LONE_SURROGATE.decode()
+    assert "surrogates" in fields(event)["error"]["message"]
+
+
+def test_unwritable_error_line_still_reaches_the_alert_rules_with_the_static_tags() -> None:
+    config = InputConfig(paths=["/x"], parser="app_json", dataset="erp.application")
+    enricher = Enricher({"host": {"name": "pod-1"}, "tags": ["erp"]})
+    processor = LineProcessor(
+        config, enricher, IndexNamer("erp-logs"), alert_levels=frozenset({"error"})
+    )
+
+    event = processor(make_line(TOO_DEEP), NOW)
+
+    assert event.alert is not None
+    assert event.alert["log"]["level"] == "error"
+    assert event.document() == event.alert
+    assert tags(event) == ["erp", "_jsonencodefailure"]

@@ -25,6 +25,7 @@ from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from operator import attrgetter
 from typing import TYPE_CHECKING
 
 from logpipe.alerts.build import make_alert_service
@@ -51,6 +52,8 @@ log = logging.getLogger("logpipe.pipeline")
 
 _PRUNE_EVERY = 3600.0
 _WATCH_EVERY = 5.0
+# A file generation's key, per event (for the checkpoints a settled batch advances).
+_FILE_GENERATION = attrgetter("line.file_id", "line.generation")
 
 
 @dataclass(slots=True)
@@ -207,7 +210,7 @@ class Pipeline:
     async def _acknowledge(self, batch: list[Event]) -> None:
         """Advance the checkpoints past a settled batch and give back its budget."""
         # A file's lines are in order within a batch: its last one is its checkpoint.
-        last = {(event.line.file_id, event.line.generation): event for event in batch}
+        last = dict(zip(map(_FILE_GENERATION, batch), batch, strict=True))
         for event in last.values():
             line = event.line
             self.checkpoints.advance(

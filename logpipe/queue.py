@@ -11,10 +11,14 @@ buffer. Bounded by count and by bytes, because lines vary from 100 bytes to 1 Mi
 from __future__ import annotations
 
 import asyncio
+from bisect import bisect_left
 from collections import deque
-from itertools import islice
+from itertools import accumulate, islice, repeat, starmap
+from operator import attrgetter
 
 from logpipe.event import Event
+
+_SIZE = attrgetter("size")
 
 
 class EventQueue:
@@ -66,16 +70,25 @@ class EventQueue:
                     await self._changed.wait()
                 finally:
                     self._waiting_puts -= 1
-            taken = start
             items, held, used = self._items, self.held, self.bytes
-            for event in islice(events, start, None):
-                size = event.size
-                if taken > start and (held >= self._max_events or used + size > self._max_bytes):
-                    break
-                items.append(event)
-                held += 1
-                used += size
-                taken += 1
+            rest = events[start:] if start else events
+            size = sum(map(_SIZE, rest))
+            if held + len(rest) <= self._max_events and used + size <= self._max_bytes:
+                # All of them fit (the usual case): no Python step per event.
+                items.extend(rest)
+                taken, held, used = len(events), held + len(rest), used + size
+            else:
+                taken = start
+                for event in rest:
+                    size = event.size
+                    if taken > start and (
+                        held >= self._max_events or used + size > self._max_bytes
+                    ):
+                        break
+                    items.append(event)
+                    held += 1
+                    used += size
+                    taken += 1
             self._queued_bytes += used - self.bytes
             self.held, self.bytes = held, used
             self._changed.notify_all()
@@ -103,20 +116,21 @@ class EventQueue:
                         await self._changed.wait()
                 except TimeoutError:
                     break
-            batch: list[Event] = []
-            taken = 0
-            while self._items and len(batch) < max_events and (not batch or taken < max_bytes):
-                event = self._items.popleft()
-                taken += event.size
-                batch.append(event)
-            self._queued_bytes -= taken
+            # Up to max_events events, each taken while the ones before it come to less
+            # than max_bytes (so one event over max_bytes still goes, alone). Counted
+            # and moved by C loops: a Python step per event showed in profiles.
+            items = self._items
+            sizes = list(accumulate(map(_SIZE, islice(items, max_events))))
+            count = min(len(sizes), bisect_left(sizes, max_bytes) + 1)
+            batch = list(starmap(items.popleft, repeat((), count)))
+            self._queued_bytes -= sizes[count - 1]
             return batch
 
     async def release(self, batch: list[Event]) -> None:
         """Give back the budget of a settled batch; wakes waiting readers."""
         async with self._changed:
             self.held -= len(batch)
-            self.bytes -= sum(event.size for event in batch)
+            self.bytes -= sum(map(_SIZE, batch))
             self._changed.notify_all()
 
 

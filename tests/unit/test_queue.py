@@ -131,6 +131,36 @@ async def test_put_some_takes_what_fits_and_a_cancelled_wait_takes_nothing() -> 
     assert await queue.put_some(events, 5) == 0
 
 
+@pytest.mark.parametrize(("max_bytes_in_events", "expected"), [(2.5, 3), (2, 2), (0.5, 1), (9, 4)])
+async def test_batch_takes_events_while_those_before_them_come_to_less_than_max_bytes(
+    max_bytes_in_events: float, expected: int
+) -> None:
+    queue = EventQueue(max_events=100, max_bytes=1 << 20)
+    one = event().size
+    await queue.put_some([event() for _ in range(6)])
+
+    batch = await queue.get_batch(4, int(one * max_bytes_in_events), 0.0)
+
+    assert len(batch) == expected
+    rest = await queue.get_batch(100, 1 << 20, 0.0)
+    assert len(rest) == 6 - expected
+    assert queue._queued_bytes == 0
+    assert (queue.held, queue.bytes) == (6, 6 * one)
+    await queue.release(batch)
+    await queue.release(rest)
+    assert (queue.held, queue.bytes) == (0, 0)
+
+
+async def test_put_some_takes_what_fits_the_byte_budget_in_order() -> None:
+    one = event().size
+    queue = EventQueue(max_events=100, max_bytes=one * 3)
+    events = [event() for _ in range(5)]
+
+    assert await queue.put_some(events) == 3
+    assert (queue.held, queue.bytes, queue._queued_bytes) == (3, 3 * one, 3 * one)
+    assert await queue.get_batch(100, 1 << 20, 0.0) == events[:3]
+
+
 def test_batch_size_grows_under_a_backlog_and_shrinks_when_caught_up() -> None:
     sizer = BatchSizer(2000, 5 << 20, 8000, budget_events=20000, budget_bytes=16 << 20)
     assert (sizer.max_events, sizer.max_bytes) == (2000, 5 << 20)

@@ -11,6 +11,7 @@ from binascii import b2a_base64
 from collections.abc import Callable
 from datetime import UTC, datetime, tzinfo
 from importlib import resources
+from operator import attrgetter
 from typing import Any
 from zlib import crc32
 from zoneinfo import ZoneInfo
@@ -29,6 +30,7 @@ __all__ = [
 
 
 _URLSAFE = bytes.maketrans(b"+/", b"-_")
+_ENTRY = attrgetter("entry")
 
 
 def document_id(line: Line) -> str:
@@ -132,7 +134,7 @@ class IndexNamer:
 
 def bulk_body(events: list[Event]) -> bytes:
     """The NDJSON body for ``events``, every one as ``create`` with its own id."""
-    return b"".join([event.entry for event in events])
+    return b"".join(map(_ENTRY, events))
 
 
 def index_template(prefix: str) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -90,7 +90,7 @@ class LineProcessor:
         self._resume_time = resume_time
         self._alert_levels = alert_levels
         self._ids = IdMaker(legacy_ids)
-        self._usual = _usual_encoder(config, enricher)
+        self._usual = _usual_path(config, enricher, alert_levels)
         self._last_time: dict[tuple[str, int], datetime] = {}
 
     def __call__(self, line: Line, now: datetime | None = None) -> Event:
@@ -105,17 +105,19 @@ class LineProcessor:
         sections spliced in as bytes, the index name reused while the day holds,
         the last event time per file kept in locals and stored once per run of
         lines from one file, and each event's bulk item built in one formatting.
-        It is longer than a function should be for that reason alone: moving
-        the parsed-fields branch into a method would add a call and a tuple per
-        application line (a few per cent of its cost), so both branches stay
-        inline, each commented.
+        It is longer than a function should be for that reason alone. The
+        usual line of a parser with a usual path (most lines) takes the first
+        branch; every other line the parsed-fields branch, which shares most of
+        the first one's locals. Both stay inline, each commented: as a method,
+        either would cost a call and a result tuple per line.
         """
         now = now or datetime.now(UTC)
         ingested = now.isoformat(timespec="milliseconds").replace("+00:00", "Z")
         parse, dataset, enrich, namer = self._parse, self._dataset, self._enrich, self._namer
         make_id, alert_levels, dumps = self._ids.make, self._alert_levels, orjson.dumps
         static_keys, splice, utc_days = enrich.static_keys, enrich.splice, namer.utc_days
-        usual, event_json = self._usual, dumps({"dataset": dataset, "ingested": ingested})
+        usual, usual_cut, usual_tail = self._usual
+        event_json = dumps({"dataset": dataset, "ingested": ingested})
         path, path_json = "", b'""'
         day: float | None = None
         index, index_bytes = "", b""
@@ -130,7 +132,8 @@ class LineProcessor:
                     self._remember(file_id, generation, last)
                 file_id, generation = line.file_id, line.generation
                 last = self._last_time.get((file_id, generation))
-            # The usual nginx line is encoded from its bytes (see _usual_encoder).
+            # The usual line is encoded from its bytes, if its parser has such a path
+            # (see UsualPath): no decoding, no Parsed, none of the dict steps below.
             found = usual(line.raw) if usual is not None and not line.truncated else None
             if found is not None:
                 # Its fields come as JSON already; the position and event fields are
@@ -138,8 +141,8 @@ class LineProcessor:
                 own, timestamp = found
                 if line.path is not path:
                     path, path_json = line.path, dumps(line.path)
-                json_head = own[:-1]
-                json_tail = b',"log":{"file":{"path":%b},"offset":%d},"event":%b%b' % (
+                json_head = own[:usual_cut]
+                json_tail = usual_tail % (
                     path_json,
                     line.offset,
                     event_json,
@@ -223,23 +226,54 @@ class LineProcessor:
         last_time[key] = when
 
 
+class UsualPath(NamedTuple):
+    """How an input's usual lines skip the parser and the dict (see :meth:`LineProcessor.process`).
+
+    ``encode`` gives, for a usual line's raw bytes, ``orjson.dumps`` of the
+    fields its parser would give, and its time (``None`` for any other line);
+    the document is those bytes cut at ``cut`` (``-1``: before the closing brace;
+    ``-2``: also inside the ``log`` object the parser put last), then ``tail``
+    formatted with the position, the event fields and the static sections.
+    """
+
+    encode: UsualEncoder | None
+    cut: int
+    tail: bytes
+
+
+_NO_USUAL_PATH = UsualPath(None, -1, b"")
+_NGINX_TAIL = b',"log":{"file":{"path":%b},"offset":%d},"event":%b%b'
+_APP_TAIL = b',"file":{"path":%b},"offset":%d},"event":%b%b'
 # The top-level keys of a usual nginx line's document before the static sections.
-_USUAL_KEYS = frozenset(
+_NGINX_KEYS = frozenset(
     {"message", "source", "user", "@timestamp", "url", "user_agent", "http", "log", "event"}
 )
+_APP_KEYS = frozenset({"@timestamp", "message", "error", "http", "user", "log", "event"})
 
 
-def _usual_encoder(config: InputConfig, enricher: Enricher) -> UsualEncoder | None:
-    """The encoder for an input's usual lines, if its parser has one.
+def _usual_path(config: InputConfig, enricher: Enricher, alert_levels: frozenset[str]) -> UsualPath:
+    """The usual-line path of an input, if its parser has one.
 
     Only when no static section shares a top-level key with such a document:
     then the dict path would merge them, and splicing would write a key twice.
+    An application line at an alert level is left to the dict path, which keeps
+    its fields for the alert rules.
     """
-    if config.parser != "nginx" or not enricher.static_keys.isdisjoint(_USUAL_KEYS):
-        return None
-    from logpipe.parsers.nginx_encode import encode_usual
+    static = enricher.static_keys
+    if config.parser == "nginx" and static.isdisjoint(_NGINX_KEYS):
+        from logpipe.parsers.nginx_encode import encode_usual
 
-    return encode_usual
+        return UsualPath(encode_usual, -1, _NGINX_TAIL)
+    namespace_root = config.extra_namespace.split(".")[0]
+    if (
+        config.parser == "app_json"
+        and namespace_root != "event"  # the dict path merges the event fields into it
+        and static.isdisjoint(_APP_KEYS | {namespace_root})
+    ):
+        from logpipe.parsers.app_json import make_usual_encoder
+
+        return UsualPath(make_usual_encoder(config.extra_namespace, alert_levels), -2, _APP_TAIL)
+    return _NO_USUAL_PATH
 
 
 def _unencodable(

@@ -29,9 +29,15 @@ A known key whose value has the wrong type (``"line": "n/a"``, ``"level": {...}`
 is moved to ``<ns>.<key>`` unchanged rather than coerced or dropped. JSON ``null``
 on a known key is treated as absent.
 
+``log`` is the parser's last field, after the extras: the per-line step adds
+the position (``log.file.path``, ``log.offset``) to it, and for the usual line
+does so by splicing bytes (below).
+
 Speed: a line as the formatter writes it (every key present and well typed) is
-mapped by one fast path; any other line by the general code, which gives the
-same result for the usual lines too (the tests hold the two against each other).
+encoded by :func:`make_usual_encoder` straight from its bytes to the document's
+JSON, without a :class:`Parsed` or the per-line step's dict handling; any other
+line goes through the parser, which gives the same fields for the usual lines
+too (the tests hold the two against each other, byte for byte).
 """
 
 from __future__ import annotations
@@ -39,6 +45,8 @@ from __future__ import annotations
 import functools
 import json
 import re
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -68,22 +76,7 @@ def make_app_json_parser(extra_namespace: str = "app") -> Parser:
     for an empty namespace or one that would collide with the mapped ECS fields.
     """
     # A partial, not a closure: one Python call per line instead of two.
-    return functools.partial(_parse_usual, parts=_namespace_parts(extra_namespace))
-
-
-def make_general_app_json_parser(extra_namespace: str = "app") -> Parser:
-    """The parser of :func:`make_app_json_parser` without its fast path.
-
-    It gives the same result for every line, only slower on the usual ones; it
-    exists so that tests and benchmarks can hold the fast path against it.
-    """
-    parts = _namespace_parts(extra_namespace)
-
-    def parse(text: str) -> Parsed:
-        """Parse one application log line; never raises."""
-        return _parse_general(text, parts)
-
-    return parse
+    return functools.partial(_parse_general, parts=_namespace_parts(extra_namespace))
 
 
 def _namespace_parts(extra_namespace: str) -> list[str]:
@@ -93,21 +86,37 @@ def _namespace_parts(extra_namespace: str) -> list[str]:
     return parts
 
 
-def _parse_usual(text: str, parts: list[str]) -> Parsed:
-    """The fast path: a line with every key the formatter writes, each well typed.
+def make_usual_encoder(
+    extra_namespace: str = "app", alert_levels: frozenset[str] = frozenset()
+) -> Callable[[bytes], tuple[bytes, datetime] | None]:
+    """The encoder of the usual line: its raw bytes to ``orjson.dumps(parse(text).fields)``.
 
-    Builds the same fields as :func:`_parse_general`, keys in the same order,
-    with one lookup per key instead of a helper per key. Anything else (not a JSON object, a
-    missing, ``null`` or wrongly typed key, a timestamp that does not parse)
-    goes to the general path, which decodes the line again: rare lines pay
-    twice so that the usual ones need not keep ``obj`` intact while checking.
+    The encoder gives those bytes and the line's time for a line with every key
+    the formatter writes, each well typed, and ``None`` for any other line (not
+    UTF-8, not a JSON object, a missing, ``null`` or wrongly typed key, a
+    timestamp that does not parse) and for a line whose level is one of
+    ``alert_levels``: the per-line step then decodes it and calls the parser,
+    which keeps the fields the alert rules need.
+    """
+    # A partial with positional arguments, not a closure: one Python call per line.
+    return functools.partial(_encode_usual, _namespace_parts(extra_namespace), alert_levels)
+
+
+def _encode_usual(
+    parts: list[str], alert_levels: frozenset[str], raw: bytes
+) -> tuple[bytes, datetime] | None:
+    """The usual line's fields, in the parser's key order, with one lookup per key
+    instead of a helper per key.
+
+    Declined lines pay twice (this decode, then the parser's), so that the
+    usual ones need not keep ``obj`` intact while checking it.
     """
     try:
-        obj = orjson.loads(text)
+        obj = orjson.loads(raw)
     except orjson.JSONDecodeError:
-        return _parse_general(text, parts)
+        return None
     if type(obj) is not dict:
-        return _parse_general(text, parts)
+        return None
     pop = obj.pop
     timestamp, level, logger = pop("timestamp", None), pop("level", None), pop("logger", None)
     message, function, line = pop("message", None), pop("function", None), pop("line", None)
@@ -124,19 +133,14 @@ def _parse_usual(text: str, parts: list[str]) -> Parsed:
         and (request_id is None or type(request_id) in _ID_TYPES)
         and (user_id is None or type(user_id) in _ID_TYPES)
     ):
-        return _parse_general(text, parts)
+        return None
     stamp = parse_iso8601(timestamp)
     if stamp is None:
-        return _parse_general(text, parts)
-    fields: dict[str, Any] = {
-        "@timestamp": stamp[1],
-        "log": {
-            "level": level.lower(),
-            "logger": logger,
-            "origin": {"function": function, "file": {"line": line}},
-        },
-        "message": message,
-    }
+        return None
+    level = level.lower()
+    if alert_levels and level.strip().lower() in alert_levels:
+        return None
+    fields: dict[str, Any] = {"@timestamp": stamp[1], "message": message}
     if exception is not None:
         fields["error"] = _describe_exception(exception)
     if request_id is not None:
@@ -148,11 +152,19 @@ def _parse_usual(text: str, parts: list[str]) -> Parsed:
             fields[parts[0]] = obj
         else:
             _place(fields, parts, obj)
-    return Parsed(fields, [], stamp[0])
+    fields["log"] = {
+        "level": level,
+        "logger": logger,
+        "origin": {"function": function, "file": {"line": line}},
+    }
+    try:
+        return orjson.dumps(fields), stamp[0]
+    except orjson.JSONEncodeError:  # nested too deep: the per-line step tags such lines
+        return None
 
 
 def _parse_general(text: str, parts: list[str]) -> Parsed:
-    """The general path: any line, every known key checked and taken on its own."""
+    """Any line, every known key checked and taken on its own; never raises."""
     obj = _loads(text)
     if isinstance(obj, str):
         return _failure(text, obj)
@@ -163,12 +175,17 @@ def _parse_general(text: str, parts: list[str]) -> Parsed:
         tags.append(TIMESTAMP_FAILURE)
     else:
         fields["@timestamp"] = stamp[1]
-    _map_log(obj, fields)
+    log = _take_log(obj)
+    message = obj.pop("message", None)
+    if message is not None:
+        fields["message"] = message if isinstance(message, str) else _as_text(message)
     _map_context(obj, fields)
     if obj:
         # What is left in obj is exactly the unknown keys: hand the dict over
         # as-is instead of copying it key by key.
         _place(fields, parts, obj)
+    if log:
+        fields["log"] = log  # last: see the module docstring
     return Parsed(fields, tags, None if stamp is None else stamp[0])
 
 
@@ -227,8 +244,8 @@ def _take_timestamp(obj: dict[str, Any]) -> Stamp | None:
     return stamp
 
 
-def _map_log(obj: dict[str, Any], fields: dict[str, Any]) -> None:
-    """Map level, logger, message and the code origin."""
+def _take_log(obj: dict[str, Any]) -> dict[str, Any]:
+    """``log.*``: the level, the logger and the code origin."""
     log: dict[str, Any] = {}
     level = _take_str(obj, "level")
     if level is not None:
@@ -249,11 +266,7 @@ def _map_log(obj: dict[str, Any], fields: dict[str, Any]) -> None:
         obj["line"] = line
     if origin:
         log["origin"] = origin
-    if log:
-        fields["log"] = log
-    message = obj.pop("message", None)
-    if message is not None:
-        fields["message"] = message if isinstance(message, str) else _as_text(message)
+    return log
 
 
 def _map_context(obj: dict[str, Any], fields: dict[str, Any]) -> None:

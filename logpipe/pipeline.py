@@ -25,6 +25,7 @@ from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import repeat, starmap
 from operator import attrgetter
 from typing import TYPE_CHECKING
 
@@ -54,6 +55,7 @@ _PRUNE_EVERY = 3600.0
 _WATCH_EVERY = 5.0
 # A file generation's key, per event (for the checkpoints a settled batch advances).
 _FILE_GENERATION = attrgetter("line.file_id", "line.generation")
+_END, _OFFSET = attrgetter("end"), attrgetter("offset")
 
 
 @dataclass(slots=True)
@@ -151,12 +153,12 @@ class Pipeline:
                 # Counted only once queued: lines a cancelled put did not take stay
                 # with the tailer, which emits them again later. A queued line's
                 # bytes are let go: its event carries the encoded document.
-                size = 0
-                for _ in range(taken):
-                    line = lines.popleft()
-                    size += line.end - line.offset
-                    line.raw = b""
                 if taken:
+                    # As C loops (a Python step per line showed in profiles): take
+                    # the queued lines off the deque, count their bytes, let go of raw.
+                    queued = list(starmap(lines.popleft, repeat((), taken)))
+                    size = sum(map(_END, queued)) - sum(map(_OFFSET, queued))
+                    deque(map(setattr, queued, repeat("raw"), repeat(b"")), maxlen=0)
                     stats.events += taken
                     stats.bytes += size
                     self.read += taken

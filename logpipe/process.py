@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
+from zlib import crc32
 
 import orjson
 
@@ -17,7 +18,7 @@ from logpipe.config import InputConfig
 from logpipe.enrich.static import Enricher
 from logpipe.event import BULK_ENTRY, Event, Line, encode_source
 from logpipe.parsers import Parsed, Parser
-from logpipe.sinks.elasticsearch.encode import IdMaker, IndexNamer
+from logpipe.sinks.elasticsearch.encode import ID_FORMAT, IdMaker, IndexNamer
 
 
 def plain_parser(text: str) -> Parsed:
@@ -114,7 +115,7 @@ class LineProcessor:
         now = now or datetime.now(UTC)
         ingested = now.isoformat(timespec="milliseconds").replace("+00:00", "Z")
         parse, dataset, enrich, namer = self._parse, self._dataset, self._enrich, self._namer
-        make_id, alert_levels, dumps = self._ids.make, self._alert_levels, orjson.dumps
+        ids, alert_levels, dumps = self._ids, self._alert_levels, orjson.dumps
         static_keys, splice, utc_days = enrich.static_keys, enrich.splice, namer.utc_days
         usual, usual_cut, usual_tail = self._usual
         event_json = dumps({"dataset": dataset, "ingested": ingested})
@@ -123,6 +124,7 @@ class LineProcessor:
         index, index_bytes = "", b""
         file_id: str | None = None
         generation = -1
+        id_prefix: str | None = None
         last: datetime | None = None
         events: list[Event] = []
         append = events.append
@@ -132,6 +134,7 @@ class LineProcessor:
                     self._remember(file_id, generation, last)
                 file_id, generation = line.file_id, line.generation
                 last = self._last_time.get((file_id, generation))
+                id_prefix = ids.prefix(file_id, generation)
             # The usual line is encoded from its bytes, if its parser has such a path
             # (see UsualPath): no decoding, no Parsed, none of the dict steps below.
             found = usual(line.raw) if usual is not None and not line.truncated else None
@@ -208,7 +211,10 @@ class LineProcessor:
                 day = epoch // 86400
                 index = namer.name(timestamp)
                 index_bytes = index.encode()
-            doc_id = make_id(line)
+            if id_prefix is not None:  # IdMaker.make, inline
+                doc_id = ID_FORMAT % (id_prefix, line.offset, crc32(line.raw))
+            else:
+                doc_id = ids.make(line)
             # The bulk item in one formatting: action line, document (head + tail), newline.
             entry = BULK_ENTRY % (index_bytes, doc_id.encode(), json_head, json_tail)
             append(Event(line, index, doc_id, b"", epoch, alert, entry))

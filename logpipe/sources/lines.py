@@ -116,6 +116,15 @@ class LineSplitter:
         limit = self._max
         file_id, generation, path, name = origin
         pos = offset + start
+        if stop - start <= limit and chunk.find(b"\r", start, stop) < 0:
+            # The usual chunk: no line can be too long or end in \r, so the loop
+            # below need not look at each line for either.
+            for raw in chunk[start:stop].split(b"\n"):
+                end = pos + len(raw) + 1
+                if raw:
+                    lines.append(Line(file_id, generation, path, pos, end, raw, name))
+                pos = end
+            return
         for raw in chunk[start:stop].split(b"\n"):
             end = pos + len(raw) + 1
             if raw:

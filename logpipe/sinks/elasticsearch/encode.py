@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 from logpipe.event import Event, Line, encode_source
 
 __all__ = [
+    "ID_FORMAT",
     "IdMaker",
     "IndexNamer",
     "bulk_body",
@@ -30,6 +31,9 @@ __all__ = [
 
 
 _URLSAFE = bytes.maketrans(b"+/", b"-_")
+# A scheme-2 id from its prefix, the line's offset and the line's CRC-32 (see
+# document_id). %-formatting: measured ~20 % faster here than an f-string or format().
+ID_FORMAT = "%s%010x%08x"
 _ENTRY = attrgetter("entry")
 
 
@@ -84,12 +88,22 @@ class IdMaker:
         if key != self._key:
             self._switch(key)
         if self._old_prefix is None:
-            # %-formatting: measured ~20 % faster here than an f-string or format().
-            return "%s%010x%08x" % (self._prefix, line.offset, crc32(line.raw))  # noqa: UP031
+            return ID_FORMAT % (self._prefix, line.offset, crc32(line.raw))
         data = b"%b%d\0%b" % (self._old_prefix, line.offset, line.raw)
         digest = hashlib.blake2b(data, digest_size=16).digest()
         # urlsafe_b64encode, minus a Python call; 22 characters, padding dropped.
         return b2a_base64(digest, newline=False)[:22].translate(_URLSAFE).decode()
+
+    def prefix(self, file_id: str, generation: int) -> str | None:
+        """The scheme-2 id prefix of a file generation, or ``None`` if it keeps legacy ids.
+
+        For the per-line step, which formats :data:`ID_FORMAT` itself (saving a
+        call per line) and calls :meth:`make` only when this is ``None``.
+        """
+        key = (file_id, generation)
+        if key != self._key:
+            self._switch(key)
+        return self._prefix if self._old_prefix is None else None
 
     def _switch(self, key: tuple[str, int]) -> None:
         self._key = key

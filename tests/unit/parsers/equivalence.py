@@ -5,9 +5,12 @@ from __future__ import annotations
 import importlib.util
 import random
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from datetime import datetime
 from pathlib import Path
 from types import ModuleType
+
+import orjson
 
 from logpipe.parsers import Parser
 
@@ -40,6 +43,31 @@ def differences(fast: Parser, general: Parser, lines: Iterable[str]) -> list[str
         if repr(one) != repr(other):
             found.append(f"{text!r}\n  fast:    {one!r}\n  general: {other!r}")
     return found
+
+
+def encoder_mismatches(
+    encode: Callable[[bytes], tuple[bytes, datetime] | None], parse: Parser, lines: Iterable[str]
+) -> tuple[list[str], int]:
+    """(lines ``encode`` writes differently from ``orjson.dumps(parse(text).fields)``,
+    number of lines it took); a line it declines (``None``) is the parser's anyway.
+
+    The time counts too, and a line the parser tags must not be taken.
+    """
+    found, taken = [], 0
+    for text in lines:
+        try:
+            raw = text.encode()
+        except UnicodeEncodeError:  # a lone surrogate a mutation left: no file holds it
+            continue
+        encoded = encode(raw)
+        if encoded is None:
+            continue
+        taken += 1
+        parsed = parse(text)
+        expected = (orjson.dumps(parsed.fields), repr(parsed.timestamp))
+        if (encoded[0], repr(encoded[1])) != expected or parsed.tags:
+            found.append(f"{text!r}\n  encoded: {encoded[0]!r}\n  parsed:  {expected[0]!r}")
+    return found, taken
 
 
 def mutations(rng: random.Random, seeds: list[str], alphabet: str, count: int) -> list[str]:

@@ -22,7 +22,7 @@ from logpipe.event import Line
 from logpipe.parsers.app_json import make_app_json_parser, make_usual_encoder
 from logpipe.process import LineProcessor
 from logpipe.sinks.elasticsearch.encode import IndexNamer
-from tests.unit.parsers.equivalence import bench_workload, mutations
+from tests.unit.parsers.equivalence import bench_workload, encoder_mismatches, mutations
 
 NAMESPACES = ["app", "labels.app"]
 ABSENT = object()
@@ -129,21 +129,7 @@ def mismatches(
 ) -> tuple[list[str], int]:
     """(lines encoded differently from the parser's fields, number of lines encoded)."""
     encode, parse = make_usual_encoder(namespace, alert_levels), make_app_json_parser(namespace)
-    found, taken = [], 0
-    for text in lines:
-        try:
-            raw = text.encode()
-        except UnicodeEncodeError:  # a lone surrogate a mutation left: no file holds it
-            continue
-        encoded = encode(raw)
-        if encoded is None:
-            continue
-        taken += 1
-        parsed = parse(text)
-        expected = (orjson.dumps(parsed.fields), repr(parsed.timestamp))
-        if (encoded[0], repr(encoded[1])) != expected or parsed.tags:
-            found.append(f"{text!r}\n  encoded: {encoded[0]!r}\n  parsed:  {expected[0]!r}")
-    return found, taken
+    return encoder_mismatches(encode, parse, lines)
 
 
 @pytest.mark.parametrize("namespace", NAMESPACES)

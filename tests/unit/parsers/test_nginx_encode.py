@@ -15,7 +15,7 @@ from logpipe.parsers.nginx import parse_nginx
 from logpipe.parsers.nginx_encode import encode_usual
 from logpipe.process import LineProcessor
 from logpipe.sinks.elasticsearch.encode import IndexNamer
-from tests.unit.parsers.equivalence import bench_workload, mutations
+from tests.unit.parsers.equivalence import bench_workload, encoder_mismatches, mutations
 from tests.unit.parsers.test_nginx_fast_path import (
     EDGE_LINES,
     TIME,
@@ -29,17 +29,7 @@ NOW = datetime(2026, 11, 27, 12, 0, 0, 123000, UTC)
 
 def mismatches(lines: list[str]) -> tuple[list[str], int]:
     """(lines encoded differently from the parser's fields, number of lines encoded)."""
-    found, taken = [], 0
-    for text in lines:
-        encoded = encode_usual(text.encode())
-        if encoded is None:
-            continue
-        taken += 1
-        parsed = parse_nginx(text)
-        expected = (orjson.dumps(parsed.fields), repr(parsed.timestamp))
-        if (encoded[0], repr(encoded[1])) != expected or parsed.tags:
-            found.append(f"{text!r}\n  encoded: {encoded[0]!r}\n  parsed:  {expected[0]!r}")
-    return found, taken
+    return encoder_mismatches(encode_usual, parse_nginx, lines)
 
 
 def test_every_bench_workload_line_is_encoded_as_its_parsed_fields() -> None:

@@ -45,7 +45,8 @@ class Line:
 # One item of a bulk request: the action line, the document, the newline. The
 # document comes in two parts, so that the per-line step can splice the static
 # sections after the event's own fields without joining them first.
-BULK_ENTRY = b'{"create":{"_index":"%b","_id":"%b"}}\n%b%b\n'
+BULK_ACTION = b'{"create":{"_index":"%b","_id":"%b"}}\n'
+BULK_ENTRY = BULK_ACTION + b"%b%b\n"
 
 
 @dataclass(slots=True, init=False)

@@ -16,7 +16,7 @@ import orjson
 
 from logpipe.config import InputConfig
 from logpipe.enrich.static import Enricher
-from logpipe.event import BULK_ENTRY, Event, Line, encode_source
+from logpipe.event import BULK_ACTION, BULK_ENTRY, Event, Line, encode_source
 from logpipe.parsers import Parsed, Parser
 from logpipe.sinks.elasticsearch.encode import ID_FORMAT, IdMaker, IndexNamer
 
@@ -117,7 +117,7 @@ class LineProcessor:
         parse, dataset, enrich, namer = self._parse, self._dataset, self._enrich, self._namer
         ids, alert_levels, dumps = self._ids, self._alert_levels, orjson.dumps
         static_keys, splice, utc_days = enrich.static_keys, enrich.splice, namer.utc_days
-        usual, usual_cut, usual_tail = self._usual
+        usual, usual_cut, usual_entry = self._usual
         event_json = dumps({"dataset": dataset, "ingested": ingested})
         path, path_json = "", b'""'
         day: float | None = None
@@ -139,18 +139,13 @@ class LineProcessor:
             # (see UsualPath): no decoding, no Parsed, none of the dict steps below.
             found = usual(line.raw) if usual is not None and not line.truncated else None
             if found is not None:
-                # Its fields come as JSON already; the position and event fields are
-                # spliced after them, in the order the dict path writes them.
+                # Its fields come as JSON already; the bulk item below splices the
+                # position and event fields after them (usual_entry), in the order
+                # the dict path writes them.
                 own, timestamp = found
                 if line.path is not path:
                     path, path_json = line.path, dumps(line.path)
-                json_head = own[:usual_cut]
-                json_tail = usual_tail % (
-                    path_json,
-                    line.offset,
-                    event_json,
-                    splice,
-                )
+                json_head, json_tail = own[:usual_cut], None
                 alert = None
             else:
                 try:
@@ -215,8 +210,19 @@ class LineProcessor:
                 doc_id = ID_FORMAT % (id_prefix, line.offset, crc32(line.raw))
             else:
                 doc_id = ids.make(line)
-            # The bulk item in one formatting: action line, document (head + tail), newline.
-            entry = BULK_ENTRY % (index_bytes, doc_id.encode(), json_head, json_tail)
+            # The bulk item in one formatting: action line, document, newline.
+            if json_tail is None:
+                entry = usual_entry % (
+                    index_bytes,
+                    doc_id.encode(),
+                    json_head,
+                    path_json,
+                    line.offset,
+                    event_json,
+                    splice,
+                )
+            else:
+                entry = BULK_ENTRY % (index_bytes, doc_id.encode(), json_head, json_tail)
             append(Event(line, index, doc_id, b"", epoch, alert, entry))
         if file_id is not None:
             self._remember(file_id, generation, last)
@@ -236,20 +242,22 @@ class UsualPath(NamedTuple):
     """How an input's usual lines skip the parser and the dict (see :meth:`LineProcessor.process`).
 
     ``encode`` gives, for a usual line's raw bytes, ``orjson.dumps`` of the
-    fields its parser would give, and its time (``None`` for any other line);
-    the document is those bytes cut at ``cut`` (``-1``: before the closing brace;
-    ``-2``: also inside the ``log`` object the parser put last), then ``tail``
-    formatted with the position, the event fields and the static sections.
+    fields its parser would give, and its time (``None`` for any other line).
+    The document is those bytes cut at ``cut`` (``-1``: before the closing
+    brace; ``-2``: also inside the ``log`` object the parser put last), then the
+    position, the event fields and the static sections; ``entry`` formats the
+    whole bulk item from the index, the id, the cut bytes and those.
     """
 
     encode: UsualEncoder | None
     cut: int
-    tail: bytes
+    entry: bytes
 
 
+_POSITION = b'"file":{"path":%b},"offset":%d}'
+_NGINX_ENTRY = BULK_ACTION + b'%b,"log":{' + _POSITION + b',"event":%b%b\n'
+_APP_ENTRY = BULK_ACTION + b"%b," + _POSITION + b',"event":%b%b\n'
 _NO_USUAL_PATH = UsualPath(None, -1, b"")
-_NGINX_TAIL = b',"log":{"file":{"path":%b},"offset":%d},"event":%b%b'
-_APP_TAIL = b',"file":{"path":%b},"offset":%d},"event":%b%b'
 # The top-level keys of a usual nginx line's document before the static sections.
 _NGINX_KEYS = frozenset(
     {"message", "source", "user", "@timestamp", "url", "user_agent", "http", "log", "event"}
@@ -269,7 +277,7 @@ def _usual_path(config: InputConfig, enricher: Enricher, alert_levels: frozenset
     if config.parser == "nginx" and static.isdisjoint(_NGINX_KEYS):
         from logpipe.parsers.nginx_encode import encode_usual
 
-        return UsualPath(encode_usual, -1, _NGINX_TAIL)
+        return UsualPath(encode_usual, -1, _NGINX_ENTRY)
     namespace_root = config.extra_namespace.split(".")[0]
     if (
         config.parser == "app_json"
@@ -278,7 +286,8 @@ def _usual_path(config: InputConfig, enricher: Enricher, alert_levels: frozenset
     ):
         from logpipe.parsers.app_json import make_usual_encoder
 
-        return UsualPath(make_usual_encoder(config.extra_namespace, alert_levels), -2, _APP_TAIL)
+        encode = make_usual_encoder(config.extra_namespace, alert_levels)
+        return UsualPath(encode, -2, _APP_ENTRY)
     return _NO_USUAL_PATH
 
 

@@ -4,14 +4,15 @@ Data flow and who waits for whom::
 
     Tailer (one per input) --Lines--> LineProcessor --Events--> EventQueue (budget)
         --batch--> ElasticsearchSink.send (retries until settled)
-        --settled--> CheckpointStore.advance + save      (offsets only move on ack)
+        --settled--> CheckpointStore.advance + save soon (offsets only move on ack)
         --created--> AlertService.offer                   (never waits)
 
 The queue's budget is the only buffer; when it is spent the tailers wait, so a
 slow or absent Elasticsearch is absorbed by the files on disk, not by memory. A
 line's offset is checkpointed only after its document is settled (created, 409
-duplicate, or dead-lettered), so a crash at any moment re-reads at most the
-unsettled lines — and their deterministic ids make the re-read harmless.
+duplicate, or dead-lettered), and saved at most half a second later, so a
+crash at any moment re-reads at most the unsettled lines and those settled in
+that last half second — and their deterministic ids make the re-read harmless.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ from operator import attrgetter
 from typing import TYPE_CHECKING
 
 from logpipe.alerts.build import make_alert_service
-from logpipe.checkpoints.store import CheckpointStore, CheckpointWriteError
+from logpipe.checkpoints.saver import CheckpointSaver
+from logpipe.checkpoints.store import CheckpointStore
 from logpipe.config import PipelineConfig
 from logpipe.enrich.static import Enricher, static_fields
 from logpipe.errors import DeliveryError, FatalSinkError, SinkError
@@ -86,6 +88,7 @@ class Pipeline:
         data_dir = config.data_dir
         data_dir.mkdir(parents=True, exist_ok=True)
         self.checkpoints = CheckpointStore(data_dir / "checkpoints.json")
+        self._saver = CheckpointSaver(self.checkpoints)
         self.dead_letters = DeadLetterFile(data_dir / "dead_letters.ndjson")
         self.queue = EventQueue(config.queue.max_events, config.queue.max_bytes)
         fields = static_fields(config.enrich, env)
@@ -218,20 +221,12 @@ class Pipeline:
             self.checkpoints.advance(
                 line.file_id, line.path, line.generation, line.end, event.event_time
             )
-        self._save_checkpoints()
+        self._saver.soon()
         await self.queue.release(batch)
         self._outstanding -= len(batch)
         if self._outstanding == 0:
             self._settled.set()
         self._alert_dead_letters()
-
-    def _save_checkpoints(self) -> None:
-        try:
-            self.checkpoints.save()
-        except CheckpointWriteError as exc:
-            # The in-memory state is kept and the next save retries; on disk the
-            # checkpoint stays at the last offset it could persist, never ahead.
-            log.error("checkpoint_save_failed", extra={"reason": str(exc)})
 
     # -- self-alerts ---------------------------------------------------------------
 
@@ -280,7 +275,7 @@ class Pipeline:
             if loop.time() >= next_prune:
                 next_prune = loop.time() + _PRUNE_EVERY
                 if prune_checkpoints(self.checkpoints, self._patterns):
-                    self._save_checkpoints()
+                    self._saver.now()
 
     # -- running -------------------------------------------------------------------
 
@@ -368,7 +363,7 @@ class Pipeline:
             await self.alerts.close()
         for tailer in self.tailers:
             tailer.close()
-        self._save_checkpoints()
+        self._saver.now()
         await self.sink.close()
 
     def interrupted_report(self) -> RunReport:

@@ -218,3 +218,18 @@ def test_unwritable_error_line_still_reaches_the_alert_rules_with_the_static_tag
     assert event.alert["log"]["level"] == "error"
     assert event.document() == event.alert
     assert tags(event) == ["erp", "_jsonencodefailure"]
+
+
+def test_go_zero_time_with_an_index_timezone_west_of_utc_is_indexed_not_fatal() -> None:
+    # Regression: 0001-01-01T00:00:00 (Go's zero time) has no New York day; the
+    # OverflowError stopped the pipeline on such a line, on every restart.
+    config = InputConfig(paths=["/x"], parser="app_json", dataset="erp.application")
+    namer = IndexNamer("erp-logs", "America/New_York")
+    processor = LineProcessor(config, Enricher({}), namer)
+    zero = b'{"timestamp": "0001-01-01T00:00:00", "level": "INFO", "message": "m"}'
+
+    first, after = processor.process([make_line(zero), make_line(DATED, offset=90)], NOW)
+
+    assert first.index == "erp-logs-0001.01.01"
+    assert fields(first)["@timestamp"] == "0001-01-01T00:00:00Z"
+    assert after.index == "erp-logs-2026.11.26"  # 23:59 UTC is 18:59 in New York

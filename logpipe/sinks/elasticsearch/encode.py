@@ -135,7 +135,12 @@ class IndexNamer:
     def name(self, when: datetime) -> str:
         """Index for an aware ``when``."""
         # The parsers hand over UTC datetimes: no conversion needed for UTC days.
-        local = when if self._utc and when.tzinfo is UTC else when.astimezone(self._tz)
+        try:
+            local = when if self._utc and when.tzinfo is UTC else when.astimezone(self._tz)
+        except OverflowError:
+            # Within hours of datetime's limits (Go's zero time 0001-01-01T00:00:00Z
+            # west of UTC, say) the local day does not exist: take the event's own.
+            local = when
         key = (local.year, local.month, local.day)
         name = self._cache.get(key)
         if name is None:

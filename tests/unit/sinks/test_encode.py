@@ -44,6 +44,21 @@ def line(
 
 
 @pytest.mark.parametrize(
+    ("tz", "when", "expected"),
+    [
+        ("America/New_York", datetime(1, 1, 1, tzinfo=UTC), "erp-logs-0001.01.01"),
+        ("Asia/Jakarta", datetime(9999, 12, 31, 20, tzinfo=UTC), "erp-logs-9999.12.31"),
+    ],
+)
+def test_time_at_the_edge_of_the_calendar_gets_its_utc_day_instead_of_crashing(
+    tz: str, when: datetime, expected: str
+) -> None:
+    # Regression: the local day is past datetime's range, and the OverflowError
+    # stopped the pipeline on such a line (Go's zero time), on every restart.
+    assert IndexNamer("erp-logs", tz).name(when) == expected
+
+
+@pytest.mark.parametrize(
     ("when", "tz", "expected"),
     [
         (datetime(2026, 11, 26, 23, 59, 59, 999999, UTC), "UTC", "erp-logs-2026.11.26"),

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import random
 from datetime import UTC, datetime
 from typing import Any
+
+import pytest
 
 from logpipe.config import InputConfig
 from logpipe.enrich.static import Enricher
@@ -233,3 +237,53 @@ def test_go_zero_time_with_an_index_timezone_west_of_utc_is_indexed_not_fatal() 
     assert first.index == "erp-logs-0001.01.01"
     assert fields(first)["@timestamp"] == "0001-01-01T00:00:00Z"
     assert after.index == "erp-logs-2026.11.26"  # 23:59 UTC is 18:59 in New York
+
+
+_ODD_VALUES: list[Any] = [
+    None, True, 1, -1, 2**63, 1.5, float("nan"), "", "x", "ERROR", " error ", "\u2028",
+    "0001-01-01T00:00:00", "9999-12-31T23:59:59", "0001-01-01T00:00:00+01:00",
+    "2026-11-27T10:00:00Z", "27/Nov/2026:10:00:00 +0700", "1764237600.123",
+    [], {}, {"a": [1, {"b": None}]}, "\ud800", [[[[[]]]]], json.loads("[" * 300 + "]" * 300),
+]  # fmt: skip
+_ODD_KEYS = [
+    "timestamp", "level", "logger", "message", "function", "line", "module", "exception",
+    "request_id", "user_id", "remote_addr", "time_local", "request", "status", "msec", "x",
+]  # fmt: skip
+
+
+def _odd_line(rng: random.Random) -> bytes:
+    """Binary garbage, an nginx line with odd parts, or JSON with odd keys and values."""
+    kind = rng.random()
+    if kind < 0.3:
+        return bytes(rng.randrange(256) for _ in range(rng.randrange(80)))
+    if kind < 0.4:
+        path = bytes(rng.randrange(32, 127) for _ in range(5))
+        size = rng.randrange(-5, 10**20)
+        return b'1.2.3.4 - - [27/Nov/2026:10:00:00 +0700] "GET /%b HTTP/1.1" 200 %d "-" "ua"' % (
+            path,
+            size,
+        )
+    record = {rng.choice(_ODD_KEYS): rng.choice(_ODD_VALUES) for _ in range(rng.randrange(10))}
+    text = json.dumps(record)
+    return text[: rng.randrange(len(text) + 1)].encode() if rng.random() < 0.2 else text.encode()
+
+
+@pytest.mark.parametrize("parser", ["app_json", "nginx", "nginx_json", "plain"])
+@pytest.mark.parametrize("tz", ["UTC", "America/New_York", "Asia/Jakarta"])
+def test_random_odd_lines_never_stop_the_per_line_step(parser: str, tz: str) -> None:
+    # Each line gives one event whose document decodes, whatever the parser,
+    # the index time zone, the alert levels or truncation (two crashes found so
+    # far were of this kind: see the tests above).
+    rng = random.Random(f"{parser}-{tz}")
+    config = InputConfig(paths=["/x"], parser=parser, dataset="d")  # type: ignore[arg-type]
+    enricher = Enricher({"host": {"name": "pod-1"}, "tags": ["erp"]})
+    processor = LineProcessor(
+        config, enricher, IndexNamer("erp-logs", tz), alert_levels=frozenset({"error"})
+    )
+    lines = [make_line(_odd_line(rng), 100 * i, rng.random() < 0.05) for i in range(600)]
+
+    events = processor.process(lines, NOW)
+
+    assert len(events) == len(lines)
+    for event in events:
+        assert isinstance(event.document(), dict)

@@ -262,7 +262,6 @@ _NO_USUAL_PATH = UsualPath(None, -1, b"")
 _NGINX_KEYS = frozenset(
     {"message", "source", "user", "@timestamp", "url", "user_agent", "http", "log", "event"}
 )
-_APP_KEYS = frozenset({"@timestamp", "message", "error", "http", "user", "log", "event"})
 
 
 def _usual_path(config: InputConfig, enricher: Enricher, alert_levels: frozenset[str]) -> UsualPath:
@@ -279,13 +278,12 @@ def _usual_path(config: InputConfig, enricher: Enricher, alert_levels: frozenset
 
         return UsualPath(encode_usual, -1, _NGINX_ENTRY)
     namespace_root = config.extra_namespace.split(".")[0]
-    if (
-        config.parser == "app_json"
-        and namespace_root != "event"  # the dict path merges the event fields into it
-        and static.isdisjoint(_APP_KEYS | {namespace_root})
-    ):
-        from logpipe.parsers.app_json import make_usual_encoder
+    # A namespace named "event" is no use either: the dict path merges the event fields in.
+    if config.parser == "app_json" and namespace_root != "event":
+        from logpipe.parsers.app_json import MAPPED_ROOTS, make_usual_encoder
 
+        if not static.isdisjoint(MAPPED_ROOTS | {"event", namespace_root}):
+            return _NO_USUAL_PATH
         encode = make_usual_encoder(config.extra_namespace, alert_levels)
         return UsualPath(encode, -2, _APP_ENTRY)
     return _NO_USUAL_PATH

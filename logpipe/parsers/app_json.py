@@ -57,9 +57,11 @@ from logpipe.parsers.timestamps import Stamp, parse_iso8601
 JSON_FAILURE = "_jsonparsefailure"
 TIMESTAMP_FAILURE = "_timestampparsefailure"
 
-# Top-level ECS objects this parser writes itself: a namespace equal to one of
-# them would overwrite the mapped fields with the extras.
-_RESERVED_ROOTS = frozenset({"@timestamp", "log", "message", "error", "http", "user", "tags"})
+# Top-level fields this parser maps the known keys to (the usual line's document
+# has these, ``event`` and the namespace at most), and with ``tags`` the ones a
+# namespace may not be: it would overwrite the mapped fields with the extras.
+MAPPED_ROOTS = frozenset({"@timestamp", "log", "message", "error", "http", "user"})
+_RESERVED_ROOTS = MAPPED_ROOTS | {"tags"}
 
 _TRACEBACK_HEADER = "Traceback (most recent call last):"
 # The final exception: a dotted class name, then ": message" or nothing at all.

@@ -84,11 +84,9 @@ class IdMaker:
 
     def make(self, line: Line) -> str:
         """The id of ``line``'s document."""
-        key = (line.file_id, line.generation)
-        if key != self._key:
-            self._switch(key)
+        prefix = self.prefix(line.file_id, line.generation)  # switches file if need be
         if self._old_prefix is None:
-            return ID_FORMAT % (self._prefix, line.offset, crc32(line.raw))
+            return ID_FORMAT % (prefix, line.offset, crc32(line.raw))
         data = b"%b%d\0%b" % (self._old_prefix, line.offset, line.raw)
         digest = hashlib.blake2b(data, digest_size=16).digest()
         # urlsafe_b64encode, minus a Python call; 22 characters, padding dropped.

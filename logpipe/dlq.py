@@ -38,7 +38,7 @@ def _item(entry: dict[str, Any]) -> Event:
         "dlq", 0, str(entry.get("file", "")), int(entry.get("offset", 0) or 0), 0, b"", "dlq"
     )
     # The stored index and id: a letter that reached Elasticsearch meanwhile is a 409.
-    return Event(line, str(entry["index"]), str(entry["id"]), encode_source(document))
+    return Event.of(line, str(entry["index"]), str(entry["id"]), encode_source(document))
 
 
 async def replay(config: PipelineConfig, timeout: float | None = None) -> ReplayReport:

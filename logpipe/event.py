@@ -59,12 +59,11 @@ class Event:
     of small dicts: less memory, nothing for the cyclic garbage collector to
     walk, and a bulk body is one join of entries (building each action line at
     send time meant touching every queued event again once it had left the
-    CPU caches: ~1 us per event, measured). ``index`` and ``doc_id`` are where
-    it goes; ``line`` keeps the source position for acknowledgement;
-    ``event_time`` is the event's own time (epoch seconds; inferred when the
-    line had none), which the checkpoint keeps. ``alert`` holds the parsed
-    fields only for an event some alert rule may want (``None`` otherwise).
-    ``repairs`` counts mapping-conflict repairs.
+    CPU caches: ~1 us per event, measured). ``line`` keeps the source position
+    for acknowledgement; ``event_time`` is the event's own time (epoch seconds;
+    inferred when the line had none), which the checkpoint keeps. ``alert``
+    holds the parsed fields only for an event some alert rule may want
+    (``None`` otherwise). ``repairs`` counts mapping-conflict repairs.
 
     ``size`` is the approximate memory cost, counted against the queue's byte
     budget: the entry and the objects around it (about 400 bytes, measured with
@@ -72,19 +71,17 @@ class Event:
     the event is made, so a repair that re-encodes it in flight cannot skew the
     budget.
 
-    ``index`` and ``doc_id`` are also inside ``entry``: an event is not
-    re-addressed once made (make a new one); only its document may be replaced
-    (``source``), which rebuilds the entry.
+    Where it goes, :attr:`index` and :attr:`doc_id`, is read back from the
+    entry's action line: only the rare paths (a repair, a dead letter) ask, and
+    not storing them saves the per-line step a string per line. An event is
+    not re-addressed once made (make a new one); only its document may be
+    replaced (``source``), which rebuilds the entry.
 
-    The constructor is written out (not generated with a ``__post_init__`` for
-    ``size``): one is made per line, and the second Python call showed in
-    profiles. The per-line step passes the ``entry`` it built in one go;
-    everyone else passes the document as ``source``.
+    The constructor takes the ``entry`` the per-line step built in one
+    formatting; everyone else passes the address and the document to :meth:`of`.
     """
 
     line: Line
-    index: str
-    doc_id: str
     entry: bytes
     event_time: float | None
     alert: dict[str, Any] | None
@@ -94,23 +91,45 @@ class Event:
     def __init__(
         self,
         line: Line,
-        index: str,
-        doc_id: str,
-        source: bytes = b"",
+        entry: bytes,
         event_time: float | None = None,
         alert: dict[str, Any] | None = None,
-        entry: bytes | None = None,
     ) -> None:
         self.line = line
-        self.index = index
-        self.doc_id = doc_id
-        if entry is None:
-            entry = BULK_ENTRY % (index.encode(), doc_id.encode(), source, b"")
         self.entry = entry
         self.event_time = event_time
         self.alert = alert
         self.repairs = 0
         self.size = len(entry) + 400
+
+    @classmethod
+    def of(
+        cls,
+        line: Line,
+        index: str,
+        doc_id: str,
+        source: bytes,
+        event_time: float | None = None,
+        alert: dict[str, Any] | None = None,
+    ) -> Event:
+        """The event of ``source`` bound for ``index`` as ``doc_id``."""
+        entry = BULK_ENTRY % (index.encode(), doc_id.encode(), source, b"")
+        return cls(line, entry, event_time, alert)
+
+    @property
+    def index(self) -> str:
+        """The index the document is bound for."""
+        return str(self._action()["_index"])
+
+    @property
+    def doc_id(self) -> str:
+        """The document's id."""
+        return str(self._action()["_id"])
+
+    def _action(self) -> dict[str, Any]:
+        entry = self.entry
+        action: dict[str, Any] = orjson.loads(entry[: entry.index(b"\n")])["create"]
+        return action
 
     @property
     def source(self) -> bytes:
@@ -120,7 +139,8 @@ class Event:
 
     @source.setter
     def source(self, value: bytes) -> None:
-        self.entry = BULK_ENTRY % (self.index.encode(), self.doc_id.encode(), value, b"")
+        entry = self.entry
+        self.entry = b"%b%b\n" % (entry[: entry.index(b"\n") + 1], value)
 
     def document(self) -> dict[str, Any]:
         """The document as a dict (decoded again: only for the rare paths that edit it)."""

@@ -16,9 +16,9 @@ import orjson
 
 from logpipe.config import InputConfig
 from logpipe.enrich.static import Enricher
-from logpipe.event import BULK_ACTION, BULK_ENTRY, Event, Line, encode_source
+from logpipe.event import BULK_ENTRY, Event, Line, encode_source
 from logpipe.parsers import Parsed, Parser
-from logpipe.sinks.elasticsearch.encode import ID_FORMAT, IdMaker, IndexNamer
+from logpipe.sinks.elasticsearch.encode import ID_ACTION, ID_FORMAT, IdMaker, IndexNamer
 
 
 def plain_parser(text: str) -> Parsed:
@@ -117,14 +117,15 @@ class LineProcessor:
         parse, dataset, enrich, namer = self._parse, self._dataset, self._enrich, self._namer
         ids, alert_levels, dumps = self._ids, self._alert_levels, orjson.dumps
         static_keys, splice, utc_days = enrich.static_keys, enrich.splice, namer.utc_days
-        usual, usual_cut, usual_entry = self._usual
+        usual, usual_cut, usual_entry, usual_document = self._usual
         event_json = dumps({"dataset": dataset, "ingested": ingested})
         path, path_json = "", b'""'
         day: float | None = None
-        index, index_bytes = "", b""
+        index_bytes = b""
         file_id: str | None = None
         generation = -1
         id_prefix: str | None = None
+        id_prefix_bytes = b""
         last: datetime | None = None
         events: list[Event] = []
         append = events.append
@@ -135,6 +136,7 @@ class LineProcessor:
                 file_id, generation = line.file_id, line.generation
                 last = self._last_time.get((file_id, generation))
                 id_prefix = ids.prefix(file_id, generation)
+                id_prefix_bytes = id_prefix.encode() if id_prefix is not None else b""
             # The usual line is encoded from its bytes, if its parser has such a path
             # (see UsualPath): no decoding, no Parsed, none of the dict steps below.
             found = usual(line.raw) if usual is not None and not line.truncated else None
@@ -204,17 +206,14 @@ class LineProcessor:
             epoch = timestamp.timestamp()
             if not utc_days or epoch // 86400 != day:
                 day = epoch // 86400
-                index = namer.name(timestamp)
-                index_bytes = index.encode()
-            if id_prefix is not None:  # IdMaker.make, inline
-                doc_id = ID_FORMAT % (id_prefix, line.offset, crc32(line.raw))
-            else:
-                doc_id = ids.make(line)
-            # The bulk item in one formatting: action line, document, newline.
-            if json_tail is None:
+                index_bytes = namer.name(timestamp).encode()
+            # The bulk item in one formatting: action line, document, newline; for the
+            # usual line, with the id (IdMaker.make, inline) formatted in place.
+            if json_tail is None and id_prefix is not None:
                 entry = usual_entry % (
                     index_bytes,
-                    doc_id.encode(),
+                    id_prefix_bytes,
+                    line.offset << 32 | crc32(line.raw),
                     json_head,
                     path_json,
                     line.offset,
@@ -222,8 +221,15 @@ class LineProcessor:
                     splice,
                 )
             else:
+                if id_prefix is not None:
+                    doc_id = ID_FORMAT % (id_prefix, line.offset << 32 | crc32(line.raw))
+                else:
+                    doc_id = ids.make(line)
+                if json_tail is None:  # a usual line of a file that keeps older ids
+                    fill = (json_head, path_json, line.offset, event_json, splice)
+                    json_head, json_tail = usual_document % fill, b""
                 entry = BULK_ENTRY % (index_bytes, doc_id.encode(), json_head, json_tail)
-            append(Event(line, index, doc_id, b"", epoch, alert, entry))
+            append(Event(line, entry, epoch, alert))
         if file_id is not None:
             self._remember(file_id, generation, last)
         return events
@@ -246,18 +252,22 @@ class UsualPath(NamedTuple):
     The document is those bytes cut at ``cut`` (``-1``: before the closing
     brace; ``-2``: also inside the ``log`` object the parser put last), then the
     position, the event fields and the static sections; ``entry`` formats the
-    whole bulk item from the index, the id, the cut bytes and those.
+    whole bulk item from the index, the id's prefix and number (see
+    :data:`~logpipe.sinks.elasticsearch.encode.ID_FORMAT`), the cut bytes and
+    those; ``document`` formats the document alone, for a file that keeps the
+    ids of an earlier logpipe.
     """
 
     encode: UsualEncoder | None
     cut: int
     entry: bytes
+    document: bytes
 
 
 _POSITION = b'"file":{"path":%b},"offset":%d}'
-_NGINX_ENTRY = BULK_ACTION + b'%b,"log":{' + _POSITION + b',"event":%b%b\n'
-_APP_ENTRY = BULK_ACTION + b"%b," + _POSITION + b',"event":%b%b\n'
-_NO_USUAL_PATH = UsualPath(None, -1, b"")
+_NGINX_DOCUMENT = b'%b,"log":{' + _POSITION + b',"event":%b%b'
+_APP_DOCUMENT = b"%b," + _POSITION + b',"event":%b%b'
+_NO_USUAL_PATH = UsualPath(None, -1, b"", b"")
 # The top-level keys of a usual nginx line's document before the static sections.
 _NGINX_KEYS = frozenset(
     {"message", "source", "user", "@timestamp", "url", "user_agent", "http", "log", "event"}
@@ -276,7 +286,7 @@ def _usual_path(config: InputConfig, enricher: Enricher, alert_levels: frozenset
     if config.parser == "nginx" and static.isdisjoint(_NGINX_KEYS):
         from logpipe.parsers.nginx_encode import encode_usual
 
-        return UsualPath(encode_usual, -1, _NGINX_ENTRY)
+        return UsualPath(encode_usual, -1, ID_ACTION + _NGINX_DOCUMENT + b"\n", _NGINX_DOCUMENT)
     namespace_root = config.extra_namespace.split(".")[0]
     # A namespace named "event" is no use either: the dict path merges the event fields in.
     if config.parser == "app_json" and namespace_root != "event":
@@ -285,7 +295,7 @@ def _usual_path(config: InputConfig, enricher: Enricher, alert_levels: frozenset
         if not static.isdisjoint(MAPPED_ROOTS | {"event", namespace_root}):
             return _NO_USUAL_PATH
         encode = make_usual_encoder(config.extra_namespace, alert_levels)
-        return UsualPath(encode, -2, _APP_ENTRY)
+        return UsualPath(encode, -2, ID_ACTION + _APP_DOCUMENT + b"\n", _APP_DOCUMENT)
     return _NO_USUAL_PATH
 
 

@@ -58,7 +58,7 @@ def index_like_an_old_logpipe(
     )
     old_ids = [legacy_document_id(line) for line in lines]
     events = [
-        Event(event.line, event.index, old_id, event.source)
+        Event.of(event.line, event.index, old_id, event.source)
         for event, old_id in zip(processor.process(lines), old_ids, strict=True)
     ]
     client = es_client(env)

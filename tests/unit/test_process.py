@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import zlib
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,7 +14,7 @@ from logpipe.config import InputConfig
 from logpipe.enrich.static import Enricher
 from logpipe.event import Event, Line
 from logpipe.process import LineProcessor, ResumeTime
-from logpipe.sinks.elasticsearch.encode import IndexNamer, document_id
+from logpipe.sinks.elasticsearch.encode import IndexNamer, document_id, legacy_document_id
 
 NOW = datetime(2026, 11, 27, 12, 0, 0, 123000, UTC)
 
@@ -119,6 +120,53 @@ def test_event_is_encoded_with_its_daily_index_and_deterministic_id() -> None:
     # The same line read again (a restart) gets the same id; another offset another.
     assert make_processor()(line, NOW).doc_id == event.doc_id
     assert make_processor()(make_line(DATED, offset=11), NOW).doc_id != event.doc_id
+
+
+USUAL_APP = (
+    b'{"timestamp": "2026-11-27T10:00:00.123456", "level": "INFO", "logger": "erp.api",'
+    b' "message": "GET /orders 200", "module": "views", "function": "list_orders", "line": 88}'
+)
+USUAL_NGINX = b'203.0.113.7 - - [27/Nov/2026:17:00:00 +0700] "GET /a?b=1 HTTP/1.1" 200 5 "-" "c/8"'
+
+
+@pytest.mark.parametrize(
+    ("parser", "raw"),
+    [
+        pytest.param("app_json", USUAL_APP, id="usual-app-line"),
+        pytest.param("nginx", USUAL_NGINX, id="usual-nginx-line"),
+        pytest.param("app_json", DATED, id="parsed-fields-line"),
+    ],
+)
+@pytest.mark.parametrize("offset", [0, 4096, 16**10 - 1, 16**10, 2**50])
+def test_id_written_into_the_bulk_entry_is_the_specified_id_at_any_offset(
+    parser: str, raw: bytes, offset: int
+) -> None:
+    # The per-line step formats the id straight into the entry, from one number
+    # (offset << 32 | crc); it must still be scheme 2's <prefix><%010x offset><%08x crc>.
+    line = make_line(raw, offset=offset)
+    event = make_processor(parser)(line, NOW)
+    action = json.loads(event.entry.split(b"\n")[0])
+
+    assert action["create"]["_id"] == document_id(line) == event.doc_id
+    assert event.doc_id[12:] == f"{offset:010x}{zlib.crc32(raw):08x}"
+    assert action["create"]["_index"] == event.index
+
+
+@pytest.mark.parametrize("raw", [USUAL_APP, USUAL_NGINX, DATED])
+def test_file_that_keeps_the_ids_of_an_older_logpipe_gets_them_on_every_path(raw: bytes) -> None:
+    config = InputConfig(
+        paths=["/x"], parser="nginx" if raw is USUAL_NGINX else "app_json", dataset="d"
+    )
+    processor = LineProcessor(
+        config,
+        Enricher({"host": {"name": "pod-1"}}),
+        IndexNamer("erp-logs"),
+        legacy_ids=lambda file_id, generation: generation == 0,
+    )
+    old, new = make_line(raw, offset=7), make_line(raw, offset=7, gen=1)
+
+    assert processor.process([old, new], NOW)[0].doc_id == legacy_document_id(old)
+    assert processor.process([old, new], NOW)[1].doc_id == document_id(new)
 
 
 def test_a_chunk_processed_at_once_equals_its_lines_processed_one_by_one() -> None:

@@ -12,7 +12,7 @@ from logpipe.queue import BatchSizer, EventQueue
 
 
 def event(size: int = 10) -> Event:
-    return Event(Line("f", 0, "/p", 0, size + 1, b"x" * size, "in"), "i", "id", b"x" * size)
+    return Event.of(Line("f", 0, "/p", 0, size + 1, b"x" * size, "in"), "i", "id", b"x" * size)
 
 
 async def test_in_flight_batch_counts_against_the_budget_until_released() -> None:

@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 from logpipe.event import Event, Line, encode_source
 
 __all__ = [
+    "ID_ACTION",
     "ID_FORMAT",
     "IdMaker",
     "IndexNamer",
@@ -31,9 +32,15 @@ __all__ = [
 
 
 _URLSAFE = bytes.maketrans(b"+/", b"-_")
-# A scheme-2 id from its prefix, the line's offset and the line's CRC-32 (see
-# document_id). %-formatting: measured ~20 % faster here than an f-string or format().
-ID_FORMAT = "%s%010x%08x"
+# A scheme-2 id from its prefix and the number ``offset << 32 | crc`` of the line's
+# offset and CRC-32 (see document_id): "%018x" of that number writes exactly what
+# "%010x%08x" writes of the two, since the CRC is always 8 hex digits and so the
+# offset gets at least 10; one number is one conversion less per line.
+# %-formatting: measured ~20 % faster here than an f-string or format().
+ID_FORMAT = "%s%018x"
+# The bulk action line with a scheme-2 id formatted in place (ID_FORMAT's
+# conversion): the per-line step writes the id straight into the entry.
+ID_ACTION = b'{"create":{"_index":"%b","_id":"%b%018x"}}\n'
 _ENTRY = attrgetter("entry")
 
 
@@ -86,7 +93,7 @@ class IdMaker:
         """The id of ``line``'s document."""
         prefix = self.prefix(line.file_id, line.generation)  # switches file if need be
         if self._old_prefix is None:
-            return ID_FORMAT % (prefix, line.offset, crc32(line.raw))
+            return ID_FORMAT % (prefix, line.offset << 32 | crc32(line.raw))
         data = b"%b%d\0%b" % (self._old_prefix, line.offset, line.raw)
         digest = hashlib.blake2b(data, digest_size=16).digest()
         # urlsafe_b64encode, minus a Python call; 22 characters, padding dropped.

@@ -104,8 +104,8 @@ def test_different_line_never_reuses_an_id(make: Callable[[Line], str], other: L
 
 def test_bulk_body_is_ndjson_with_create_and_own_ids() -> None:
     events = [
-        Event(line(b"a", offset=0), "erp-logs-2026.11.27", "id-a", b'{"message":"a"}'),
-        Event(line(b"b", offset=2), "erp-logs-2026.11.28", "id-b", b'{"message":"b"}'),
+        Event.of(line(b"a", offset=0), "erp-logs-2026.11.27", "id-a", b'{"message":"a"}'),
+        Event.of(line(b"b", offset=2), "erp-logs-2026.11.28", "id-b", b'{"message":"b"}'),
     ]
     lines = bulk_body(events).split(b"\n")
     assert lines[-1] == b""
@@ -117,7 +117,7 @@ def test_bulk_body_is_ndjson_with_create_and_own_ids() -> None:
 
 
 def test_event_source_reads_and_replaces_the_document_inside_its_bulk_entry() -> None:
-    event = Event(line(b"a"), "erp-logs-2026.11.27", "id-a", b'{"message":"a"}', 1.0)
+    event = Event.of(line(b"a"), "erp-logs-2026.11.27", "id-a", b'{"message":"a"}', 1.0)
     size = event.size
 
     assert event.source == b'{"message":"a"}'
@@ -140,7 +140,7 @@ def test_processed_events_carry_the_same_bulk_entry_as_built_from_their_source()
     raw = b'203.0.113.7 - - [27/Nov/2026:17:00:00 +0700] "GET /a?b=1 HTTP/1.1" 200 5 "-" "c/8"'
     (event,) = processor.process([line(raw)])
 
-    rebuilt = Event(event.line, event.index, event.doc_id, event.source)
+    rebuilt = Event.of(event.line, event.index, event.doc_id, event.source)
 
     assert event.entry == rebuilt.entry
     assert bulk_body([event]).count(b"\n") == 2

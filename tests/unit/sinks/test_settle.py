@@ -15,7 +15,7 @@ from logpipe.sinks.elasticsearch.sink import ElasticsearchSink
 
 def events(count: int) -> list[Event]:
     return [
-        Event(Line("f", 0, "/p", i, i + 1, b"x", "in"), "erp-logs-2026.11.27", f"id{i}", b"{}")
+        Event.of(Line("f", 0, "/p", i, i + 1, b"x", "in"), "erp-logs-2026.11.27", f"id{i}", b"{}")
         for i in range(count)
     ]
 

@@ -44,7 +44,7 @@ from workload import access_lines, app_lines, write_workload
 from logpipe.config import EnrichConfig, InputConfig
 from logpipe.devservers import free_port
 from logpipe.enrich.static import Enricher, static_fields
-from logpipe.event import Line
+from logpipe.event import Event
 from logpipe.parsers.app_json import make_app_json_parser
 from logpipe.process import LineProcessor
 from logpipe.sinks.elasticsearch.encode import IndexNamer
@@ -163,7 +163,7 @@ def test_baseline_writes_the_fields_logpipe_writes(
     )
     theirs: set[str] = set()
     for raw in path.read_bytes().splitlines():
-        doc = process(Line("id", 0, str(path), 0, len(raw) + 1, raw, kind)).document()
+        doc = process(Event("id", 0, str(path), 0, len(raw) + 1, raw, kind)).document()
         assert "tags" not in doc, raw
         theirs |= _paths(doc)
     ours: set[str] = set()

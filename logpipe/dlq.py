@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from logpipe.config import PipelineConfig
-from logpipe.event import Event, Line, encode_source
+from logpipe.event import Event, encode_source
 from logpipe.sinks.deadletter import DeadLetterFile
 
 
@@ -34,11 +34,11 @@ def _item(entry: dict[str, Any]) -> Event:
     document = entry.get("document")
     if not isinstance(document, dict):
         document = {"message": str(document)}
-    line = Line(
+    position = Event(
         "dlq", 0, str(entry.get("file", "")), int(entry.get("offset", 0) or 0), 0, b"", "dlq"
     )
     # The stored index and id: a letter that reached Elasticsearch meanwhile is a 409.
-    return Event.of(line, str(entry["index"]), str(entry["id"]), encode_source(document))
+    return Event.of(position, str(entry["index"]), str(entry["id"]), encode_source(document))
 
 
 async def replay(config: PipelineConfig, timeout: float | None = None) -> ReplayReport:

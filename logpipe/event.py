@@ -1,11 +1,13 @@
-"""The types that travel between stages.
+"""The one type that travels between stages: :class:`Event`.
 
-A :class:`Line` is what a source hands on: the raw bytes of one complete line and
-where in which file it came from. An :class:`Event` is that line parsed,
-enriched and encoded into an Elastic Common Schema document, still carrying its
-position so that the sink's acknowledgement can advance the file's checkpoint.
+An event starts as what a source hands on: the raw bytes of one complete line
+and where in which file it came from. The per-line step then encodes it in
+place: the line parsed, enriched and written as an Elastic Common Schema
+document, inside the item the bulk request carries for it. It keeps its
+position throughout, so that the sink's acknowledgement can advance the file's
+checkpoint.
 
-Every queue in logpipe carries one of these two types and nothing else.
+Every queue in logpipe carries events and nothing else.
 """
 
 from __future__ import annotations
@@ -14,33 +16,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-
-
-@dataclass(slots=True)
-class Line:
-    """One complete line read from a file.
-
-    Not changed once made, except that the pipeline lets go of ``raw`` once the
-    line's event is queued (the event carries the encoded document). Not
-    ``frozen``: a frozen dataclass costs five times as much to create, and one
-    is created per line.
-
-    ``offset`` is the byte offset of the line's first byte and ``end`` the offset
-    just past its newline: once the line is acknowledged, ``end`` is where a
-    restart resumes. ``file_id`` is the file's fingerprint (stable across
-    renames), ``generation`` counts the truncations seen for that file, so a
-    different line written at a reused offset never shares an id with an old one.
-    """
-
-    file_id: str
-    generation: int
-    path: str
-    offset: int
-    end: int
-    raw: bytes
-    input_name: str
-    truncated: bool = False
-
 
 # One item of a bulk request: the action line, the document, the newline. The
 # document comes in two parts, so that the per-line step can splice the static
@@ -51,37 +26,57 @@ BULK_ENTRY = BULK_ACTION + b"%b%b\n"
 
 @dataclass(slots=True, init=False)
 class Event:
-    """One line, parsed, enriched and encoded: an item ready for the bulk API.
+    """One line read from a file and, once the per-line step has run, its bulk item.
 
-    The document is serialised as soon as the line is parsed, together with its
-    bulk action line (``entry``, the bytes the bulk request carries for it), so
-    what waits in the queue is one bytes object per event rather than a tree
-    of small dicts: less memory, nothing for the cyclic garbage collector to
-    walk, and a bulk body is one join of entries (building each action line at
-    send time meant touching every queued event again once it had left the
-    CPU caches: ~1 us per event, measured). ``line`` keeps the source position
-    for acknowledgement; ``event_time`` is the event's own time (epoch seconds;
-    inferred when the line had none), which the checkpoint keeps. ``alert``
-    holds the parsed fields only for an event some alert rule may want
-    (``None`` otherwise). ``repairs`` counts mapping-conflict repairs.
+    **Where it comes from.** ``offset`` is the byte offset of the line's first
+    byte and ``end`` the offset just past its newline: once the event is
+    acknowledged, ``end`` is where a restart resumes. ``file_id`` is the
+    file's fingerprint (stable across renames), ``generation`` counts the
+    truncations seen for that file, so a different line written at a reused
+    offset never shares an id with an old one. ``raw`` is the line without its
+    newline, cut at the input's ``max_line_bytes`` if ``truncated``.
 
-    ``size`` is the approximate memory cost, counted against the queue's byte
-    budget: the entry and the objects around it (about 400 bytes, measured with
-    tracemalloc); the raw line is let go once the event is queued. Fixed when
-    the event is made, so a repair that re-encodes it in flight cannot skew the
-    budget.
+    **What it becomes.** A source makes the event from those alone; the
+    per-line step (:meth:`~logpipe.process.LineProcessor.process`) then sets
+    ``entry``, ``event_time``, ``alert`` and ``size`` on it. The document is
+    serialised as soon as the line is parsed, together with its bulk action
+    line (``entry``, the bytes the bulk request carries for it), so what waits
+    in the queue is one bytes object per event rather than a tree of small
+    dicts: less memory, nothing for the cyclic garbage collector to walk, and a
+    bulk body is one join of entries (building each action line at send time
+    meant touching every queued event again once it had left the CPU caches:
+    ~1 us per event, measured). Once the event is queued, the pipeline lets go
+    of ``raw``: the entry carries the document.
+
+    ``event_time`` is the event's own time (epoch seconds; inferred when the
+    line had none), which the checkpoint keeps. ``alert`` holds the parsed
+    fields only for an event some alert rule may want (``None`` otherwise).
+    ``repairs`` counts mapping-conflict repairs. ``size`` is the approximate
+    memory cost, counted against the queue's byte budget: the entry and the
+    object around it (400 bytes, measured with tracemalloc when the line and
+    its encoding were two objects; kept as a margin). Fixed when the event is
+    encoded, so a repair that re-encodes it in flight cannot skew the budget.
 
     Where it goes, :attr:`index` and :attr:`doc_id`, is read back from the
     entry's action line: only the rare paths (a repair, a dead letter) ask, and
     not storing them saves the per-line step a string per line. An event is
-    not re-addressed once made (make a new one); only its document may be
-    replaced (``source``), which rebuilds the entry.
+    not re-addressed once encoded; only its document may be replaced
+    (``source``), which rebuilds the entry.
 
-    The constructor takes the ``entry`` the per-line step built in one
-    formatting; everyone else passes the address and the document to :meth:`of`.
+    One object per line, made once: a line and its encoding as two objects cost
+    ~2.5k more instructions per line (callgrind), about 4 % of the whole. Not
+    ``frozen`` for the same reason (a frozen dataclass costs five times as much
+    to create).
     """
 
-    line: Line
+    file_id: str
+    generation: int
+    path: str
+    offset: int
+    end: int
+    raw: bytes
+    input_name: str
+    truncated: bool
     entry: bytes
     event_time: float | None
     alert: dict[str, Any] | None
@@ -90,31 +85,62 @@ class Event:
 
     def __init__(
         self,
-        line: Line,
-        entry: bytes,
-        event_time: float | None = None,
-        alert: dict[str, Any] | None = None,
+        file_id: str,
+        generation: int,
+        path: str,
+        offset: int,
+        end: int,
+        raw: bytes,
+        input_name: str,
+        truncated: bool = False,
     ) -> None:
-        self.line = line
+        self.file_id = file_id
+        self.generation = generation
+        self.path = path
+        self.offset = offset
+        self.end = end
+        self.raw = raw
+        self.input_name = input_name
+        self.truncated = truncated
+        self.entry = b""
+        self.event_time = None
+        self.alert = None
+        self.repairs = 0
+        self.size = 0
+
+    def encoded(
+        self, entry: bytes, event_time: float | None = None, alert: dict[str, Any] | None = None
+    ) -> Event:
+        """This event with its bulk item set (the per-line step does the same inline)."""
         self.entry = entry
         self.event_time = event_time
         self.alert = alert
-        self.repairs = 0
         self.size = len(entry) + 400
+        return self
 
     @classmethod
     def of(
         cls,
-        line: Line,
+        position: Event,
         index: str,
         doc_id: str,
         source: bytes,
         event_time: float | None = None,
         alert: dict[str, Any] | None = None,
     ) -> Event:
-        """The event of ``source`` bound for ``index`` as ``doc_id``."""
+        """A new event at ``position``'s place: ``source``, bound for ``index`` as ``doc_id``."""
+        event = cls(
+            position.file_id,
+            position.generation,
+            position.path,
+            position.offset,
+            position.end,
+            position.raw,
+            position.input_name,
+            position.truncated,
+        )
         entry = BULK_ENTRY % (index.encode(), doc_id.encode(), source, b"")
-        return cls(line, entry, event_time, alert)
+        return event.encoded(entry, event_time, alert)
 
     @property
     def index(self) -> str:

@@ -2,7 +2,7 @@
 
 Data flow and who waits for whom::
 
-    Tailer (one per input) --Lines--> LineProcessor --Events--> EventQueue (budget)
+    Tailer (one per input) --Events--> LineProcessor (encodes) --Events--> EventQueue (budget)
         --batch--> ElasticsearchSink.send (retries until settled)
         --settled--> CheckpointStore.advance + save soon (offsets only move on ack)
         --created--> AlertService.offer                   (never waits)
@@ -36,7 +36,7 @@ from logpipe.checkpoints.store import CheckpointStore
 from logpipe.config import PipelineConfig
 from logpipe.enrich.static import Enricher, static_fields
 from logpipe.errors import DeliveryError, FatalSinkError, SinkError
-from logpipe.event import Event, Line
+from logpipe.event import Event
 from logpipe.process import LineProcessor
 from logpipe.queue import BatchSizer, EventQueue
 from logpipe.sinks.deadletter import DeadLetterFile
@@ -56,7 +56,7 @@ log = logging.getLogger("logpipe.pipeline")
 _PRUNE_EVERY = 3600.0
 _WATCH_EVERY = 5.0
 # A file generation's key, per event (for the checkpoints a settled batch advances).
-_FILE_GENERATION = attrgetter("line.file_id", "line.generation")
+_FILE_GENERATION = attrgetter("file_id", "generation")
 _END, _OFFSET = attrgetter("end"), attrgetter("offset")
 
 
@@ -145,8 +145,8 @@ class Pipeline:
 
     def _emitter(
         self, processor: LineProcessor, stats: InputStats
-    ) -> Callable[[deque[Line]], Awaitable[None]]:
-        async def emit(lines: deque[Line]) -> None:
+    ) -> Callable[[deque[Event]], Awaitable[None]]:
+        async def emit(lines: deque[Event]) -> None:
             events = processor.process(lines)
             taken = 0
             try:
@@ -154,11 +154,11 @@ class Pipeline:
                     taken += await self.queue.put_some(events, taken)
             finally:
                 # Counted only once queued: lines a cancelled put did not take stay
-                # with the tailer, which emits them again later. A queued line's
-                # bytes are let go: its event carries the encoded document.
+                # with the tailer, which emits (and encodes) them again later. A
+                # queued event lets go of its raw bytes: its entry carries the document.
                 if taken:
                     # As C loops (a Python step per line showed in profiles): take
-                    # the queued lines off the deque, count their bytes, let go of raw.
+                    # the queued events off the deque, count their bytes, let go of raw.
                     queued = list(starmap(lines.popleft, repeat((), taken)))
                     size = sum(map(_END, queued)) - sum(map(_OFFSET, queued))
                     deque(map(setattr, queued, repeat("raw"), repeat(b"")), maxlen=0)
@@ -217,9 +217,8 @@ class Pipeline:
         # A file's lines are in order within a batch: its last one is its checkpoint.
         last = dict(zip(map(_FILE_GENERATION, batch), batch, strict=True))
         for event in last.values():
-            line = event.line
             self.checkpoints.advance(
-                line.file_id, line.path, line.generation, line.end, event.event_time
+                event.file_id, event.path, event.generation, event.end, event.event_time
             )
         self._saver.soon()
         await self.queue.release(batch)

@@ -1,10 +1,11 @@
 """Split a byte stream into lines, knowing where each line sits in its file.
 
-Pure: bytes and offsets in, :class:`~logpipe.event.Line` values out; no I/O,
-no clock. The caller names the file the lines come from (an :data:`Origin`),
-so each line is made once, as the :class:`Line` the rest of the pipeline
-takes (making a split-only value first and copying it into a ``Line`` cost a
-second object and a second constructor call per line).
+Pure: bytes and offsets in, :class:`~logpipe.event.Event` values (not yet
+encoded) out; no I/O, no clock. The caller names the file the lines come from
+(an :data:`Origin`), so each line is made once, as the event the rest of the
+pipeline takes and the per-line step encodes in place (making a split-only
+value first and copying it into another object cost a second object and a
+second constructor call per line).
 
 Three decisions shape this module:
 
@@ -25,7 +26,7 @@ Three decisions shape this module:
 
 from __future__ import annotations
 
-from logpipe.event import Line
+from logpipe.event import Event
 
 Origin = tuple[str, int, str, str]
 """``(file_id, generation, path, input_name)``: where the lines fed in come from."""
@@ -36,7 +37,7 @@ class LineSplitter:
 
     Feed it consecutive chunks with :meth:`feed`; it returns the lines that the
     chunk completed and buffers the partial last line (at most
-    ``max_line_bytes + 1`` bytes of it). A :class:`Line`'s ``raw`` has no
+    ``max_line_bytes + 1`` bytes of it). An event's ``raw`` has no
     ``\\n`` (nor trailing ``\\r``); ``offset`` is the file offset of its first
     byte, ``end`` the offset just past its newline; ``truncated`` says ``raw``
     was cut at ``max_line_bytes``.
@@ -73,7 +74,7 @@ class LineSplitter:
         self._line_start = offset
         self._next = offset
 
-    def feed(self, chunk: bytes, offset: int, origin: Origin) -> list[Line]:
+    def feed(self, chunk: bytes, offset: int, origin: Origin) -> list[Event]:
         """Consume ``chunk`` read at file ``offset``; return the lines it completes.
 
         Chunks must be contiguous: a gap or overlap is a caller bug and raises
@@ -83,7 +84,7 @@ class LineSplitter:
             self.reset(offset)
         elif offset != self._next:
             raise ValueError(f"chunk at offset {offset}, expected {self._next}")
-        lines: list[Line] = []
+        lines: list[Event] = []
         size = len(chunk)
         first = chunk.find(b"\n")
         if first < 0:
@@ -109,7 +110,7 @@ class LineSplitter:
         start: int,
         stop: int,
         offset: int,
-        lines: list[Line],
+        lines: list[Event],
         origin: Origin,
     ) -> None:
         """Append the lines of ``chunk[start:stop]``, which ends just before a newline."""
@@ -122,7 +123,7 @@ class LineSplitter:
             for raw in chunk[start:stop].split(b"\n"):
                 end = pos + len(raw) + 1
                 if raw:
-                    lines.append(Line(file_id, generation, path, pos, end, raw, name))
+                    lines.append(Event(file_id, generation, path, pos, end, raw, name))
                 pos = end
             return
         for raw in chunk[start:stop].split(b"\n"):
@@ -131,12 +132,13 @@ class LineSplitter:
                 if raw[-1] == 13:  # one trailing \r, as written by Windows programs
                     raw = raw[:-1]
                 if len(raw) > limit:
-                    lines.append(Line(file_id, generation, path, pos, end, raw[:limit], name, True))
+                    cut = raw[:limit]
+                    lines.append(Event(file_id, generation, path, pos, end, cut, name, True))
                 elif raw:
-                    lines.append(Line(file_id, generation, path, pos, end, raw, name))
+                    lines.append(Event(file_id, generation, path, pos, end, raw, name))
             pos = end
 
-    def flush(self, origin: Origin) -> Line | None:
+    def flush(self, origin: Origin) -> Event | None:
         """Emit the partial last line as if it ended here, for a file that is final.
 
         Only for a file nobody writes any more (rotated away or deleted and idle):
@@ -159,7 +161,7 @@ class LineSplitter:
 
     def _complete(
         self, chunk: bytes, start: int, newline: int, end: int, origin: Origin
-    ) -> Line | None:
+    ) -> Event | None:
         """Finish the current line with ``chunk[start:newline]``; ``end`` is past the newline."""
         assert self._line_start is not None
         line_start = self._line_start
@@ -179,11 +181,11 @@ class LineSplitter:
 
     def _make(
         self, raw: bytes, offset: int, end: int, overflowed: bool, origin: Origin
-    ) -> Line | None:
+    ) -> Event | None:
         truncated = overflowed or len(raw) > self._max
         if truncated:
             raw = raw[: self._max]
         elif not raw:
             return None
         file_id, generation, path, name = origin
-        return Line(file_id, generation, path, offset, end, raw, name, truncated)
+        return Event(file_id, generation, path, offset, end, raw, name, truncated)

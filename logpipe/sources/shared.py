@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from logpipe.checkpoints.store import FileCheckpoint
-from logpipe.event import Line
+from logpipe.event import Event
 
-Emit = Callable[[deque[Line]], Awaitable[None]]
+Emit = Callable[[deque[Event]], Awaitable[None]]
 """The pipeline's bounded-queue put: awaiting it is how backpressure reaches the reader.
 
 It takes lines off the front of the deque as they are accepted, and returns
@@ -70,4 +70,4 @@ class Truncation:
     position: int
     size_before: int
     tail: bytes
-    partial: Line | None
+    partial: Event | None

@@ -65,7 +65,7 @@ _IDLE_INTERVALS = 2
 
 
 class Tailer:
-    """Follows the files matching ``patterns`` and emits their lines as :class:`Line`.
+    """Follows the files matching ``patterns`` and emits their lines as events, not yet encoded.
 
     ``partial_line_timeout``: emit a last line still without its newline after
     this many seconds without change (None: wait for the newline forever).

@@ -22,7 +22,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 
-from logpipe.event import Line
+from logpipe.event import Event
 from logpipe.sources.fingerprint import FileIdentity, head_digest, parse_file_id
 from logpipe.sources.lines import LineSplitter, Origin
 from logpipe.sources.shared import CheckpointAccess, Emit, ReadSettings, Truncation
@@ -66,7 +66,7 @@ class TrackedFile:
         # Lines split off but not yet accepted by emit. Kept here, not in a local,
         # so that a cancelled emit (pipeline shutdown) loses nothing: the next
         # pass starts by emitting them, before the position they are behind.
-        self._unsent: deque[Line] = deque()
+        self._unsent: deque[Event] = deque()
 
     @property
     def matched(self) -> bool:
@@ -187,7 +187,7 @@ class TrackedFile:
         if line is not None:
             await self.emit_line(line)
 
-    async def emit_line(self, line: Line) -> None:
+    async def emit_line(self, line: Event) -> None:
         """Emit ``line`` after the lines still waiting (kept if the emit is cancelled)."""
         self._unsent.append(line)
         await self._emit_unsent()

@@ -16,7 +16,7 @@ import orjson
 from elasticsearch import Elasticsearch
 
 from logpipe.config import PipelineConfig, load_config
-from logpipe.event import Line
+from logpipe.event import Event
 from logpipe.health import serve_monitoring
 from logpipe.pipeline import Pipeline
 from tests.files import file_id_of
@@ -145,14 +145,14 @@ async def wait_until(condition: Callable[[], bool], timeout: float = 60) -> None
         await asyncio.sleep(0.1)
 
 
-def file_lines(path: Path, input_name: str | None = None) -> list[Line]:
+def file_lines(path: Path, input_name: str | None = None) -> list[Event]:
     """The lines of ``path`` as the tailer reads them (fingerprint, generation 0, offsets)."""
     file_id = file_id_of(path)
     lines, offset = [], 0
     for raw in path.read_bytes().splitlines(keepends=True):
         end = offset + len(raw)
         name = input_name or path.stem
-        lines.append(Line(file_id, 0, str(path), offset, end, raw.rstrip(b"\n"), name))
+        lines.append(Event(file_id, 0, str(path), offset, end, raw.rstrip(b"\n"), name))
         offset = end
     return lines
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from logpipe.enrich.static import Enricher, static_fields
-from logpipe.event import Event, Line
+from logpipe.event import Event
 from logpipe.pipeline import Pipeline, RunReport
 from logpipe.process import LineProcessor
 from logpipe.sinks.elasticsearch.encode import (
@@ -47,7 +47,7 @@ NEW_LINES = 4
 
 
 def index_like_an_old_logpipe(
-    pipeline_file: Path, env: dict[str, str], prefix: str, lines: list[Line]
+    pipeline_file: Path, env: dict[str, str], prefix: str, lines: list[Event]
 ) -> None:
     """Index ``lines`` as a logpipe before id scheme 2 did: same documents, blake2b ids."""
     config = load(pipeline_file, env)
@@ -58,7 +58,7 @@ def index_like_an_old_logpipe(
     )
     old_ids = [legacy_document_id(line) for line in lines]
     events = [
-        Event.of(event.line, event.index, old_id, event.source)
+        Event.of(event, event.index, old_id, event.source)
         for event, old_id in zip(processor.process(lines), old_ids, strict=True)
     ]
     client = es_client(env)
@@ -68,7 +68,7 @@ def index_like_an_old_logpipe(
     assert not response["errors"], response
 
 
-def write_old_checkpoint(data_dir: Path, line: Line, extra: dict[str, object]) -> None:
+def write_old_checkpoint(data_dir: Path, line: Event, extra: dict[str, object]) -> None:
     """The checkpoint an older logpipe wrote: acknowledged up to the end of ``line``."""
     entry = {"path": line.path, "offset": line.end, "generation": 0, "updated": time.time()}
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -78,7 +78,7 @@ def write_old_checkpoint(data_dir: Path, line: Line, extra: dict[str, object]) -
 
 def upgrade_and_run(
     tmp_path: Path, log_dir: Path, es: EsTarget, prefix: str, checkpoint_extra: dict[str, object]
-) -> tuple[RunReport, list[Line], list[Line]]:
+) -> tuple[RunReport, list[Event], list[Event]]:
     """Old version's index and checkpoint, a new file next to it, then one run of this one."""
     with (log_dir / "app.log").open("w") as fh:
         for i in range(OLD_LINES):

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from logpipe.config import PipelineConfig
-from logpipe.event import Line
+from logpipe.event import Event
 from logpipe.pipeline import Pipeline
 
 DATED = b'{"timestamp": "2026-11-27T10:00:00", "level": "INFO", "message": "m%d"}'
@@ -33,9 +33,9 @@ def make_pipeline(tmp_path: Path, max_events: int) -> Pipeline:
     return Pipeline(config, env={})
 
 
-def lines(count: int) -> deque[Line]:
+def lines(count: int) -> deque[Event]:
     return deque(
-        Line("1:2:ab", 0, "/var/log/app.log", 100 * i, 100 * i + 99, DATED % i, "app")
+        Event("1:2:ab", 0, "/var/log/app.log", 100 * i, 100 * i + 99, DATED % i, "app")
         for i in range(count)
     )
 

@@ -12,7 +12,7 @@ import pytest
 
 from logpipe.config import InputConfig
 from logpipe.enrich.static import Enricher
-from logpipe.event import Event, Line
+from logpipe.event import Event
 from logpipe.process import LineProcessor, ResumeTime
 from logpipe.sinks.elasticsearch.encode import IndexNamer, document_id, legacy_document_id
 
@@ -25,8 +25,8 @@ def make_processor(parser: str = "app_json", resume: ResumeTime | None = None) -
     return LineProcessor(config, enricher, IndexNamer("erp-logs"), resume)
 
 
-def make_line(raw: bytes, offset: int = 4096, truncated: bool = False, gen: int = 0) -> Line:
-    return Line(
+def make_line(raw: bytes, offset: int = 4096, truncated: bool = False, gen: int = 0) -> Event:
+    return Event(
         "1:2:ab",
         gen,
         "/var/log/erp/application.log",
@@ -118,7 +118,7 @@ def test_event_is_encoded_with_its_daily_index_and_deterministic_id() -> None:
     assert event.index == "erp-logs-2026.11.26"
     assert event.doc_id == document_id(line)
     # The same line read again (a restart) gets the same id; another offset another.
-    assert make_processor()(line, NOW).doc_id == event.doc_id
+    assert make_processor()(make_line(DATED, offset=10), NOW).doc_id == event.doc_id
     assert make_processor()(make_line(DATED, offset=11), NOW).doc_id != event.doc_id
 
 
@@ -169,11 +169,32 @@ def test_file_that_keeps_the_ids_of_an_older_logpipe_gets_them_on_every_path(raw
     assert processor.process([old, new], NOW)[1].doc_id == document_id(new)
 
 
+def chunk() -> list[Event]:
+    return [make_line(DATED, offset=0), make_line(UNDATED, offset=80), make_line(b"{", offset=99)]
+
+
 def test_a_chunk_processed_at_once_equals_its_lines_processed_one_by_one() -> None:
-    lines = [make_line(DATED, offset=0), make_line(UNDATED, offset=80), make_line(b"{", offset=99)]
-    together = make_processor().process(lines, NOW)
+    # Two reads of the same lines: the per-line step encodes each event in place.
+    together = make_processor().process(chunk(), NOW)
     one_by_one = make_processor()
-    assert together == [one_by_one(line, NOW) for line in lines]
+    separately = [one_by_one(line, NOW) for line in chunk()]
+
+    assert together == separately
+    assert not set(map(id, together)) & set(map(id, separately))
+    assert [event.entry.count(b"\n") for event in together] == [2, 2, 2]
+
+
+def test_line_encoded_in_place_is_the_event_and_a_second_encoding_overwrites_it() -> None:
+    line = make_line(DATED, offset=10)
+    assert line.entry == b"" and line.event_time is None and line.size == 0
+
+    (event,) = make_processor().process([line], NOW)
+    first = event.entry
+
+    assert event is line and first.endswith(b"}\n") and event.size == len(first) + 400
+    later = datetime(2026, 11, 28, tzinfo=UTC)  # an emit cancelled, then run again
+    assert make_processor()(line, later).entry != first
+    assert b"2026-11-28T00:00:00.000Z" in line.entry and line.entry.count(b"\n") == 2
 
 
 def test_static_fields_spliced_as_bytes_equal_the_merged_document() -> None:

@@ -7,12 +7,12 @@ import time
 
 import pytest
 
-from logpipe.event import Event, Line
+from logpipe.event import Event
 from logpipe.queue import BatchSizer, EventQueue
 
 
 def event(size: int = 10) -> Event:
-    return Event.of(Line("f", 0, "/p", 0, size + 1, b"x" * size, "in"), "i", "id", b"x" * size)
+    return Event.of(Event("f", 0, "/p", 0, size + 1, b"x" * size, "in"), "i", "id", b"x" * size)
 
 
 async def test_in_flight_batch_counts_against_the_budget_until_released() -> None:
@@ -48,7 +48,7 @@ async def test_event_larger_than_the_whole_budget_still_passes_alone() -> None:
     queue = EventQueue(max_events=10, max_bytes=1 << 16)
     await asyncio.wait_for(queue.put(event(1 << 20)), 1)
     (only,) = await queue.get_batch(10, 1 << 16, 0.0)
-    assert len(only.line.raw) == 1 << 20
+    assert len(only.raw) == 1 << 20
 
 
 async def test_batch_waits_up_to_max_age_for_more_events() -> None:

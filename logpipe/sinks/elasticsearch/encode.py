@@ -16,7 +16,7 @@ from typing import Any
 from zlib import crc32
 from zoneinfo import ZoneInfo
 
-from logpipe.event import Event, Line, encode_source
+from logpipe.event import Event, encode_source
 
 __all__ = [
     "ID_ACTION",
@@ -44,7 +44,7 @@ ID_ACTION = b'{"create":{"_index":"%b","_id":"%b%018x"}}\n'
 _ENTRY = attrgetter("entry")
 
 
-def document_id(line: Line) -> str:
+def document_id(line: Event) -> str:
     """A deterministic id for the document made from ``line`` (scheme 2).
 
     ``<prefix><offset><crc>``: 12 characters naming the file and its
@@ -60,7 +60,7 @@ def document_id(line: Line) -> str:
     return IdMaker().make(line)
 
 
-def legacy_document_id(line: Line) -> str:
+def legacy_document_id(line: Event) -> str:
     """The id logpipe gave before scheme 2: blake2b-128 of the position and the line.
 
     Kept for the file generations an older logpipe was reading when it was
@@ -89,7 +89,7 @@ class IdMaker:
         # The encoded key of the old scheme; None while the current file uses scheme 2.
         self._old_prefix: bytes | None = None
 
-    def make(self, line: Line) -> str:
+    def make(self, line: Event) -> str:
         """The id of ``line``'s document."""
         prefix = self.prefix(line.file_id, line.generation)  # switches file if need be
         if self._old_prefix is None:

@@ -306,13 +306,12 @@ class ElasticsearchSink:
 
     @staticmethod
     def _dead_letter_entry(item: Event, reason: str) -> dict[str, Any]:
-        line = item.line
         return {
             "reason": reason,
             "index": item.index,
             "id": item.doc_id,
-            "file": line.path,
-            "offset": line.offset,
+            "file": item.path,
+            "offset": item.offset,
             "document": item.document(),
         }
 

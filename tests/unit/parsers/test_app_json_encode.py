@@ -18,7 +18,7 @@ import pytest
 
 from logpipe.config import InputConfig
 from logpipe.enrich.static import Enricher
-from logpipe.event import Line
+from logpipe.event import Event
 from logpipe.parsers.app_json import make_app_json_parser, make_usual_encoder
 from logpipe.process import LineProcessor
 from logpipe.sinks.elasticsearch.encode import IndexNamer
@@ -202,7 +202,7 @@ def _events(processor: LineProcessor, lines: list[str]) -> list[tuple[object, ..
     for text in lines:
         raw = text.encode()
         batch.append(
-            Line("1:2:ab", 0, "/var/log/erp/app.log", offset, offset + len(raw) + 1, raw, "app")
+            Event("1:2:ab", 0, "/var/log/erp/app.log", offset, offset + len(raw) + 1, raw, "app")
         )
         offset += len(raw) + 1
     return [

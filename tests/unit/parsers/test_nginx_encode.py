@@ -10,7 +10,7 @@ import pytest
 
 from logpipe.config import InputConfig
 from logpipe.enrich.static import Enricher
-from logpipe.event import Line
+from logpipe.event import Event
 from logpipe.parsers.nginx import parse_nginx
 from logpipe.parsers.nginx_encode import encode_usual
 from logpipe.process import LineProcessor
@@ -96,7 +96,7 @@ def _events(processor: LineProcessor, lines: list[str]) -> list[tuple[object, ..
     for text in lines:
         offsets.append(offsets[-1] + len(text.encode()) + 1)
     batch = [
-        Line("1:2:ab", 0, "/var/log/nginx/access.log", start, end, text.encode(), "access")
+        Event("1:2:ab", 0, "/var/log/nginx/access.log", start, end, text.encode(), "access")
         for text, start, end in zip(lines, offsets, offsets[1:], strict=False)
     ]
     return [

@@ -16,7 +16,7 @@ import pytest
 
 from logpipe.config import InputConfig
 from logpipe.enrich.static import Enricher
-from logpipe.event import Event, Line
+from logpipe.event import Event
 from logpipe.process import LineProcessor
 from logpipe.sinks.elasticsearch.encode import (
     IdMaker,
@@ -31,8 +31,8 @@ from logpipe.sinks.elasticsearch.encode import (
 
 def line(
     raw: bytes = b"x", *, file_id: str = "1:2:ab", generation: int = 0, offset: int = 0
-) -> Line:
-    return Line(
+) -> Event:
+    return Event(
         file_id,
         generation,
         "/var/log/erp/application.log",
@@ -83,7 +83,7 @@ def test_daily_index_is_named_from_event_time_in_index_timezone(
 
 
 @pytest.mark.parametrize("make", [document_id, legacy_document_id])
-def test_same_line_reread_gets_same_id(make: Callable[[Line], str]) -> None:
+def test_same_line_reread_gets_same_id(make: Callable[[Event], str]) -> None:
     assert make(line(b"hello", offset=10)) == make(line(b"hello", offset=10))
 
 
@@ -98,7 +98,7 @@ def test_same_line_reread_gets_same_id(make: Callable[[Line], str]) -> None:
         line(b"hello", offset=10, file_id="1:3:ab"),  # another file
     ],
 )
-def test_different_line_never_reuses_an_id(make: Callable[[Line], str], other: Line) -> None:
+def test_different_line_never_reuses_an_id(make: Callable[[Event], str], other: Event) -> None:
     assert make(other) != make(line(b"hello", offset=10))
 
 
@@ -140,20 +140,20 @@ def test_processed_events_carry_the_same_bulk_entry_as_built_from_their_source()
     raw = b'203.0.113.7 - - [27/Nov/2026:17:00:00 +0700] "GET /a?b=1 HTTP/1.1" 200 5 "-" "c/8"'
     (event,) = processor.process([line(raw)])
 
-    rebuilt = Event.of(event.line, event.index, event.doc_id, event.source)
+    rebuilt = Event.of(event, event.index, event.doc_id, event.source)
 
     assert event.entry == rebuilt.entry
     assert bulk_body([event]).count(b"\n") == 2
 
 
-def spec_id(line: Line) -> str:
+def spec_id(line: Event) -> str:
     """Scheme 2 as specified: a changed formula would re-index every re-read line."""
     key = f"{line.file_id}\0{line.generation}".encode()
     prefix = base64.urlsafe_b64encode(hashlib.blake2b(key, digest_size=9).digest()).decode()
     return prefix + format(line.offset, "010x") + format(zlib.crc32(line.raw), "08x")
 
 
-def spec_legacy_id(line: Line) -> str:
+def spec_legacy_id(line: Event) -> str:
     """Scheme 1, as every logpipe before scheme 2 computed it (still in indices it filled)."""
     key = f"{line.file_id}\0{line.generation}\0{line.offset}\0".encode() + line.raw
     digest = hashlib.blake2b(key, digest_size=16).digest()

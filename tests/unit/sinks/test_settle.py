@@ -8,14 +8,14 @@ from typing import Any
 from elastic_transport import ConnectionError as TransportConnectionError
 
 from logpipe.config import ElasticsearchConfig
-from logpipe.event import Event, Line
+from logpipe.event import Event
 from logpipe.sinks.deadletter import DeadLetterFile
 from logpipe.sinks.elasticsearch.sink import ElasticsearchSink
 
 
 def events(count: int) -> list[Event]:
     return [
-        Event.of(Line("f", 0, "/p", i, i + 1, b"x", "in"), "erp-logs-2026.11.27", f"id{i}", b"{}")
+        Event.of(Event("f", 0, "/p", i, i + 1, b"x", "in"), "erp-logs-2026.11.27", f"id{i}", b"{}")
         for i in range(count)
     ]
 

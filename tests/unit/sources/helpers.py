@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 
 from logpipe.checkpoints import CheckpointStore
-from logpipe.event import Line
+from logpipe.event import Event
 from logpipe.sources.tail import Emit, Tailer
 
 MakeTailer = Callable[..., Tailer]
@@ -20,10 +20,10 @@ class Collector:
     """An emit callable that records lines and lets a test wait for them."""
 
     def __init__(self) -> None:
-        self.lines: list[Line] = []
+        self.lines: list[Event] = []
         self._changed = asyncio.Event()
 
-    async def __call__(self, lines: deque[Line]) -> None:
+    async def __call__(self, lines: deque[Event]) -> None:
         while lines:
             self.lines.append(lines.popleft())
         self._changed.set()
@@ -41,10 +41,10 @@ class Collector:
         await asyncio.wait_for(until(), TIMEOUT)
 
 
-def one_by_one(put: Callable[[Line], Awaitable[object]]) -> Emit:
+def one_by_one(put: Callable[[Event], Awaitable[object]]) -> Emit:
     """An emit that hands lines to ``put`` one at a time (the pipeline takes a chunk)."""
 
-    async def emit(lines: deque[Line]) -> None:
+    async def emit(lines: deque[Event]) -> None:
         while lines:
             await put(lines[0])
             lines.popleft()
@@ -57,7 +57,7 @@ def append(path: Path, data: bytes) -> None:
         f.write(data)
 
 
-def ack(store: CheckpointStore, lines: Iterable[Line]) -> None:
+def ack(store: CheckpointStore, lines: Iterable[Event]) -> None:
     """What the pipeline does once Elasticsearch has acknowledged ``lines``."""
     for line in lines:
         store.advance(line.file_id, line.path, line.generation, line.end)

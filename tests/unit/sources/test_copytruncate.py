@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from logpipe.checkpoints import CheckpointStore
-from logpipe.event import Line
+from logpipe.event import Event
 from tests.unit.sources.helpers import TIMEOUT, Collector, MakeTailer, ack, append
 
 IDLE = 0.15  # > 2 poll intervals of the make_tailer fixture
@@ -65,7 +65,7 @@ async def test_truncation_without_a_copy_counts_the_bytes_known_lost(
     log.write_bytes(b"aaaa\nbbbb\ncccc\n")
     sink_stalled = asyncio.Event()
 
-    async def emit(line: Line) -> None:
+    async def emit(line: Event) -> None:
         if line.raw == b"bbbb" and not sink_stalled.is_set():
             sink_stalled.set()
             await asyncio.Event().wait()  # the queue is full: reading pauses here

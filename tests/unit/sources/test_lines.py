@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import pytest
 
-from logpipe.event import Line
+from logpipe.event import Event
 from logpipe.sources.lines import LineSplitter
 
 ORIGIN = ("1:2:ab", 3, "/var/log/app.log", "application")
 
 
-def piece(offset: int, end: int, raw: bytes, truncated: bool = False) -> Line:
+def piece(offset: int, end: int, raw: bytes, truncated: bool = False) -> Event:
     """A line of ORIGIN, as the splitter makes them."""
-    return Line("1:2:ab", 3, "/var/log/app.log", offset, end, raw, "application", truncated)
+    return Event("1:2:ab", 3, "/var/log/app.log", offset, end, raw, "application", truncated)
 
 
-def split(data: bytes, max_line_bytes: int = 1 << 20, base: int = 0) -> list[Line]:
+def split(data: bytes, max_line_bytes: int = 1 << 20, base: int = 0) -> list[Event]:
     return LineSplitter(max_line_bytes).feed(data, base, ORIGIN)
 
 
@@ -45,7 +45,7 @@ def test_partial_last_line_waits_for_its_newline() -> None:
         (b"", []),
     ],
 )
-def test_line_endings_and_empty_lines(data: bytes, expected: list[Line]) -> None:
+def test_line_endings_and_empty_lines(data: bytes, expected: list[Event]) -> None:
     assert split(data) == expected
 
 

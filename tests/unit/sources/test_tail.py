@@ -13,7 +13,7 @@ import asyncinotify
 import pytest
 
 from logpipe.checkpoints import CheckpointStore
-from logpipe.event import Line
+from logpipe.event import Event
 from logpipe.sources.tail import Tailer
 from logpipe.sources.watch import watch_root
 from tests.unit.sources.helpers import TIMEOUT, Collector, MakeTailer, ack, append
@@ -228,7 +228,7 @@ async def test_overlong_line_is_shipped_truncated(
 
 async def test_emit_backpressure_pauses_reading(logs: Path, make_tailer: MakeTailer) -> None:
     (logs / "app.log").write_bytes(b"".join(b"line %d\n" % i for i in range(100)))
-    queue: asyncio.Queue[Line] = asyncio.Queue(maxsize=5)
+    queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=5)
     tailer = make_tailer(emit=queue.put)
     reader = asyncio.create_task(tailer.read_available())
     await asyncio.sleep(0.05)
@@ -240,7 +240,7 @@ async def test_emit_backpressure_pauses_reading(logs: Path, make_tailer: MakeTai
 
 async def test_cancelled_emit_loses_no_line(logs: Path, make_tailer: MakeTailer) -> None:
     (logs / "app.log").write_bytes(b"".join(b"line %d\n" % i for i in range(10)))
-    queue: asyncio.Queue[Line] = asyncio.Queue(maxsize=3)
+    queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=3)
     tailer = make_tailer(emit=lambda line: queue.put(line))
     reader = asyncio.create_task(tailer.read_available())
     await asyncio.sleep(0.05)
@@ -349,7 +349,7 @@ async def test_stop_is_honoured_between_chunks(
     (logs / "app.log").write_bytes(b"a\n" * 10_000)
     stop = asyncio.Event()
 
-    async def emit(line: Line) -> None:
+    async def emit(line: Event) -> None:
         collector.lines.append(line)
         stop.set()
 

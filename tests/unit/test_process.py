@@ -169,6 +169,29 @@ def test_file_that_keeps_the_ids_of_an_older_logpipe_gets_them_on_every_path(raw
     assert processor.process([old, new], NOW)[1].doc_id == document_id(new)
 
 
+@pytest.mark.parametrize(("parser", "raw"), [("app_json", USUAL_APP), ("nginx", USUAL_NGINX)])
+def test_percent_signs_in_the_path_and_static_fields_are_written_as_they_are(
+    parser: str, raw: bytes
+) -> None:
+    # The usual line's bulk item is a %-format with these filled in once per file:
+    # a "%" in any of them must come out as itself, not as a conversion.
+    config = InputConfig(paths=["/x"], parser=parser, dataset="erp.application")
+    static = {"service": {"name": "50%d off %%"}, "labels": {"x": "%b%018x"}}
+    processor = LineProcessor(config, Enricher(static), IndexNamer("erp-logs"))
+    path = "/var/log/100%x/a%%b.log"
+    line = Event("1:2:ab", 0, path, 4096, 4096 + len(raw) + 1, raw, "in")
+    assert processor._usual.encode is not None and processor._usual.encode(raw) is not None
+
+    event = processor(line, NOW)
+    action, document, end = event.entry.split(b"\n")
+
+    assert json.loads(action)["create"]["_id"] == document_id(line) and end == b""
+    doc = json.loads(document)
+    assert doc["log"]["file"]["path"] == path and doc["log"]["offset"] == 4096
+    assert doc["event"]["dataset"] == "erp.application"
+    assert doc["service"] == {"name": "50%d off %%"} and doc["labels"] == {"x": "%b%018x"}
+
+
 def chunk() -> list[Event]:
     return [make_line(DATED, offset=0), make_line(UNDATED, offset=80), make_line(b"{", offset=99)]
 

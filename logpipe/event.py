@@ -22,6 +22,9 @@ import orjson
 # sections after the event's own fields without joining them first.
 BULK_ACTION = b'{"create":{"_index":"%b","_id":"%b"}}\n'
 BULK_ENTRY = BULK_ACTION + b"%b%b\n"
+# What an encoded event costs besides its entry, for the queue's byte budget
+# (see Event.size).
+EVENT_OVERHEAD = 400
 
 
 @dataclass(slots=True, init=False)
@@ -53,8 +56,9 @@ class Event:
     fields only for an event some alert rule may want (``None`` otherwise).
     ``repairs`` counts mapping-conflict repairs. ``size`` is the approximate
     memory cost, counted against the queue's byte budget: the entry and the
-    object around it (400 bytes, measured with tracemalloc when the line and
-    its encoding were two objects; kept as a margin). Fixed when the event is
+    object around it (:data:`EVENT_OVERHEAD`, 400 bytes, measured with
+    tracemalloc when the line and its encoding were two objects; kept as a
+    margin). Fixed when the event is
     encoded, so a repair that re-encodes it in flight cannot skew the budget.
 
     Where it goes, :attr:`index` and :attr:`doc_id`, is read back from the
@@ -115,7 +119,7 @@ class Event:
         self.entry = entry
         self.event_time = event_time
         self.alert = alert
-        self.size = len(entry) + 400
+        self.size = len(entry) + EVENT_OVERHEAD
         return self
 
     @classmethod

@@ -16,7 +16,7 @@ import orjson
 
 from logpipe.config import InputConfig
 from logpipe.enrich.static import Enricher
-from logpipe.event import BULK_ENTRY, Event, encode_source
+from logpipe.event import BULK_ENTRY, EVENT_OVERHEAD, Event, encode_source
 from logpipe.parsers import Parsed, Parser
 from logpipe.sinks.elasticsearch.encode import ID_ACTION, ID_FORMAT, IdMaker, IndexNamer
 
@@ -243,7 +243,7 @@ class LineProcessor:
                 entry = BULK_ENTRY % (index_bytes, doc_id.encode(), json_head, json_tail)
             # Event.encoded, inline: the line becomes its event without a call.
             line.entry, line.event_time, line.alert = entry, epoch, alert
-            line.size = len(entry) + 400
+            line.size = len(entry) + EVENT_OVERHEAD
             append(line)
         if file_id is not None:
             self._remember(file_id, generation, last)

@@ -115,6 +115,13 @@ def ratio_lines(rows: list[Row]) -> list[str]:
             parts.append(_ratio("rate", logpipe, large, f"logpipe / {large.impl}: events/s"))
         if baseline is not None and ceiling is not None:
             parts.append(_ratio("rate", baseline, ceiling, "baseline / server ceiling: events/s"))
+        for pooled in (r for r in rows if r.sink == sink and r.impl.startswith("logpipe,")):
+            name = pooled.impl
+            if baseline is not None:
+                parts.append(_ratio("rate", pooled, baseline, f"{name} / baseline: events/s"))
+                parts.append(_ratio("cpu_per_million", pooled, baseline, "CPU per event"))
+            if logpipe is not None:
+                parts.append(_ratio("rate", pooled, logpipe, f"{name} / logpipe: events/s"))
         lines.append(f"- **{sink}**: " + "; ".join(p for p in parts if p))
     return lines
 

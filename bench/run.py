@@ -83,9 +83,12 @@ def run_child(argv: list[str], workdir: Path) -> Child:
     )
 
 
-def pipeline_yaml(workload: Workload, url: str, data_dir: Path, prefix: str) -> str:
+def pipeline_yaml(
+    workload: Workload, url: str, data_dir: Path, prefix: str, workers: int = 0
+) -> str:
     """A pipeline like pipelines/erp.yml, without alerts, reading the workload."""
     return f"""\
+workers: {workers}
 data_dir: {data_dir}
 inputs:
   application:
@@ -112,17 +115,27 @@ def logpipe_argv(pipeline: Path, profile_to: Path | None = None) -> list[str]:
     return [sys.executable, *profiler, "-m", "logpipe", "run", str(pipeline), "--once"]
 
 
-def prepare_logpipe(workload: Workload, url: str, workdir: Path, prefix: str) -> Path:
+def prepare_logpipe(
+    workload: Workload, url: str, workdir: Path, prefix: str, workers: int = 0
+) -> Path:
     """Write a pipeline file with a fresh data dir under ``workdir``; return its path."""
     workdir.mkdir(parents=True)
     pipeline = workdir / "pipeline.yml"
-    pipeline.write_text(pipeline_yaml(workload, url, workdir / "data", prefix))
+    pipeline.write_text(pipeline_yaml(workload, url, workdir / "data", prefix, workers))
     return pipeline
 
 
-def run_logpipe(workload: Workload, url: str, workdir: Path, prefix: str) -> Measurement:
-    """One ``logpipe run --once``; every line must be reported indexed."""
-    child = run_child(logpipe_argv(prepare_logpipe(workload, url, workdir, prefix)), workdir)
+def run_logpipe(
+    workload: Workload, url: str, workdir: Path, prefix: str, workers: int = 0
+) -> Measurement:
+    """One ``logpipe run --once``; every line must be reported indexed.
+
+    With ``workers``, the CPU and RSS are those of logpipe and its worker
+    processes together (they are its children, waited for before it exits):
+    CPU summed, RSS the largest of them (``ru_maxrss`` is a maximum, not a sum).
+    """
+    pipeline = prepare_logpipe(workload, url, workdir, prefix, workers)
+    child = run_child(logpipe_argv(pipeline), workdir)
     found = _SUMMARY.search(child.stderr)
     if child.code != 0 or found is None or int(found[2]) != workload.total:
         raise BenchError(f"logpipe run failed (exit {child.code}):\n{child.stderr[-2000:]}")
@@ -180,11 +193,20 @@ def install_template(url: str, prefix: str) -> None:
 Step = Callable[[str, int], Measurement]
 
 
-def make_steps(workload: Workload, workdir: Path) -> dict[str, Step]:
-    """The three measurements, each given the server URL and the run number."""
+def workers_name(workers: int) -> str:
+    """The row of logpipe with ``workers: N``."""
+    return f"logpipe, {workers} worker{'s' if workers > 1 else ''}"
+
+
+def make_steps(workload: Workload, workdir: Path, workers: int = 0) -> dict[str, Step]:
+    """The measurements, each given the server URL and the run number."""
 
     def logpipe(url: str, i: int) -> Measurement:
         return run_logpipe(workload, url, workdir / f"logpipe-{i}", f"bench-logpipe-{i}")
+
+    def logpipe_workers(url: str, i: int) -> Measurement:
+        prefix = f"bench-logpipe-w{workers}-{i}"
+        return run_logpipe(workload, url, workdir / f"logpipe-w{workers}-{i}", prefix, workers)
 
     def baseline(url: str, i: int) -> Measurement:
         return run_baseline(workload, url, workdir / f"baseline-{i}", f"bench-baseline-{i}")
@@ -195,27 +217,32 @@ def make_steps(workload: Workload, workdir: Path) -> dict[str, Step]:
     def large_ceiling(url: str, i: int) -> Measurement:
         return run_ceiling(workload, url, f"bench-ceiling-large-{i}", BATCH_LARGE)
 
-    return {
-        "logpipe": logpipe,
-        "baseline": baseline,
-        "server ceiling": ceiling,
-        LARGE_CEILING: large_ceiling,
-    }
+    steps = {"logpipe": logpipe, "baseline": baseline}
+    if workers:
+        steps[workers_name(workers)] = logpipe_workers
+    return {**steps, "server ceiling": ceiling, LARGE_CEILING: large_ceiling}
 
 
-def bench_sink(sink: str, workload: Workload, runs: int, workdir: Path) -> list[Row]:
+def bench_sink(
+    sink: str, workload: Workload, runs: int, workdir: Path, workers: int = 0
+) -> list[Row]:
     """K alternating logpipe / baseline runs, each followed by a ceiling run; one row each.
+
+    With ``workers``, logpipe with that many worker processes runs too, between
+    the two (logpipe, workers, baseline; then baseline, workers, logpipe).
 
     The null server is shared (it keeps no state). noida-db is started afresh
     for every measurement: it slows down as it holds more documents, which
     would otherwise favour whatever ran first.
     """
-    steps = make_steps(workload, workdir)
+    steps = make_steps(workload, workdir, workers)
     rows = {name: Row(sink, name, []) for name in steps}
+    middle = [workers_name(workers)] if workers else []
     with contextlib.ExitStack() as shared:
         null_url = shared.enter_context(null_server(workdir)) if sink == "null" else None
         for i in range(runs):
-            order = ["logpipe", "baseline"] if i % 2 == 0 else ["baseline", "logpipe"]
+            order = ["logpipe", *middle, "baseline"]
+            order = order if i % 2 == 0 else order[::-1]
             for step, name in enumerate([*order, "server ceiling", LARGE_CEILING]):
                 server = (
                     contextlib.nullcontext(null_url)
@@ -305,6 +332,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="lines per log file for noida-db (slow: 3-7k docs/s)",
     )
     parser.add_argument("--runs", type=int, default=3, help="runs per implementation")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="also run logpipe with `workers: N` (the per-line step in N processes)",
+    )
     parser.add_argument("--sinks", default="null,noida", help="comma list: null, noida")
     parser.add_argument(
         "--profile",
@@ -332,7 +365,7 @@ def main(argv: list[str] | None = None) -> None:
             workload = write_workload(root / f"workload-{sizes[sink]}", sizes[sink])
             print(f"{sink}: {workload.total:,} events x {args.runs} runs", flush=True)
             (root / sink).mkdir()
-            sink_rows = bench_sink(sink, workload, args.runs, root / sink)
+            sink_rows = bench_sink(sink, workload, args.runs, root / sink, args.workers)
             rows += sink_rows
             if sink == "null":
                 notes += null_extras(workload, sink_rows, args, root / "extras")

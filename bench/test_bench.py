@@ -36,6 +36,8 @@ from livelog import (
     percentile,
 )
 from memory import parse_size, quarter_peaks, write_backlog
+from report import Measurement, Row, ratio_lines
+from run import pipeline_yaml, workers_name
 from servers import request
 from sidecar import RssSampler, context_switches, cpu_seconds, hwm_kib, rss_kib
 from startup import import_costs
@@ -306,3 +308,17 @@ def test_instructions_per_event_leave_start_up_out_and_compare_to_the_baseline()
     assert "| baseline | 20,000 | 1,300,000,000 | 200,000,000 | 55,000 |" in text
     assert "instructions per event x1.27**" in text
     assert "start-up and shutdown x8.0" in text
+
+
+def test_workers_row_is_compared_with_the_baseline_and_with_logpipe_alone(tmp_path: Path) -> None:
+    def row(impl: str, wall: float, cpu: float) -> Row:
+        return Row("null", impl, [Measurement(1_000_000, wall, cpu, 50_000)])
+
+    pooled = workers_name(1)
+    rows = [row("logpipe", 10.0, 9.0), row(pooled, 8.0, 12.0), row("baseline", 9.0, 8.0)]
+    line = ratio_lines(rows)[0]
+    assert f"{pooled} / baseline: events/s x1.12" in line  # 9 s / 8 s
+    assert "CPU per event x1.50" in line  # 12 / 8
+    assert f"{pooled} / logpipe: events/s x1.25" in line
+    workload = write_workload(tmp_path, 0)
+    assert "workers: 2\n" in pipeline_yaml(workload, "http://x", tmp_path, "p", workers=2)

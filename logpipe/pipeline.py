@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 from logpipe.alerts.build import make_alert_service
 from logpipe.checkpoints.saver import CheckpointSaver
 from logpipe.checkpoints.store import CheckpointStore
-from logpipe.config import PipelineConfig
+from logpipe.config import InputConfig, PipelineConfig
 from logpipe.enrich.static import Enricher, static_fields
 from logpipe.errors import DeliveryError, FatalSinkError, SinkError
 from logpipe.event import Event
@@ -47,6 +47,7 @@ from logpipe.sources.recover import prune_checkpoints
 from logpipe.sources.tail import Tailer
 from logpipe.stats import InputStats
 from logpipe.tasks import cancel, first_failure, stop_readers, until_stopped
+from logpipe.workers import EncodePool, WorkerSetup
 
 if TYPE_CHECKING:
     from logpipe.alerts.service import AlertService
@@ -58,6 +59,15 @@ _WATCH_EVERY = 5.0
 # A file generation's key, per event (for the checkpoints a settled batch advances).
 _FILE_GENERATION = attrgetter("file_id", "generation")
 _END, _OFFSET = attrgetter("end"), attrgetter("offset")
+# The per-line step of one input, in this process or in the workers (see logpipe.workers).
+Encode = Callable[[deque[Event]], Awaitable[list[Event]]]
+
+
+def _inline(processor: LineProcessor) -> Encode:
+    async def encode(lines: deque[Event]) -> list[Event]:
+        return processor.process(lines)
+
+    return encode
 
 
 @dataclass(slots=True)
@@ -110,21 +120,36 @@ class Pipeline:
         self.file_errors: Counter[str] = Counter()  # by input
         self._patterns = [p for input_config in config.inputs.values() for p in input_config.paths]
         prune_checkpoints(self.checkpoints, self._patterns)
+        self.pool: EncodePool | None = None
+        if config.workers:
+            setup = WorkerSetup(
+                dict(config.inputs), fields, es.index_prefix, es.index_timezone, alert_levels
+            )
+            self.pool = EncodePool(setup, config.workers)
+
+        def encoder(name: str, input_config: InputConfig) -> Encode:
+            local = LineProcessor(
+                input_config,
+                enricher,
+                namer,
+                self._resume_time,
+                alert_levels,
+                self.checkpoints.uses_legacy_ids,
+            )
+            if self.pool is None:
+                return _inline(local)
+            remote = self.pool.processor(
+                name, local, self._resume_time, self.checkpoints.uses_legacy_ids
+            )
+            return remote.process
+
         self.tailers = [
             Tailer(
                 name,
                 input_config.paths,
                 self.checkpoints,
                 self._emitter(
-                    LineProcessor(
-                        input_config,
-                        enricher,
-                        namer,
-                        self._resume_time,
-                        alert_levels,
-                        self.checkpoints.uses_legacy_ids,
-                    ),
-                    self.input_stats.setdefault(name, InputStats()),
+                    encoder(name, input_config), self.input_stats.setdefault(name, InputStats())
                 ),
                 max_line_bytes=input_config.max_line_bytes,
                 poll_interval=input_config.poll_interval_seconds,
@@ -144,10 +169,10 @@ class Pipeline:
     # -- per line / per batch ------------------------------------------------------
 
     def _emitter(
-        self, processor: LineProcessor, stats: InputStats
+        self, encode: Encode, stats: InputStats
     ) -> Callable[[deque[Event]], Awaitable[None]]:
         async def emit(lines: deque[Event]) -> None:
-            events = processor.process(lines)
+            events = await encode(lines)
             taken = 0
             try:
                 while taken < len(events):
@@ -358,6 +383,8 @@ class Pipeline:
         self, shipper: asyncio.Task[None] | None, background: list[asyncio.Task[None]]
     ) -> None:
         await cancel(shipper, *background)
+        if self.pool is not None:
+            await self.pool.close()
         if self.alerts is not None:
             await self.alerts.close()
         for tailer in self.tailers:

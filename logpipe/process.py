@@ -94,6 +94,11 @@ class LineProcessor:
         self._usual = _usual_path(config, enricher, alert_levels)
         self._last_time: dict[tuple[str, int], datetime] = {}
 
+    @property
+    def last_times(self) -> dict[tuple[str, int], datetime]:
+        """The last event time per (file id, generation): what its next undated line inherits."""
+        return self._last_time
+
     def __call__(self, line: Event, now: datetime | None = None) -> Event:
         """One line on its own (see :meth:`process`)."""
         return self.process((line,), now)[0]

@@ -216,3 +216,7 @@ class PipelineConfig(Model):
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     queue: QueueConfig = Field(default_factory=QueueConfig)
     monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
+    # Processes that run the per-line step (parse, enrich, encode) beside the main
+    # one, for throughput on a backlog; 0: it runs in the main process (see
+    # logpipe.workers for what they cost).
+    workers: int = Field(default=0, ge=0, le=64)

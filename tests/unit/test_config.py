@@ -27,6 +27,7 @@ def test_shipped_erp_pipeline_is_valid_with_defaults_only(tmp_path: Path) -> Non
         "service.environment": "production",
         "cloud.region": "asia-southeast",
     }
+    assert config.workers == 0  # the per-line step in the main process
     email = config.alerts.email
     assert email is not None
     assert (email.to, email.smtp.port, email.smtp.starttls) == (
@@ -98,6 +99,7 @@ alerts:
     to: ["ops@example.com\\r\\nBcc: evil@example.com"]
     from: logpipe@example.com
     smtp: {host: mail, port: 99999}
+workers: -1
 """
 
 
@@ -116,6 +118,7 @@ def test_check_reports_every_problem_with_file_line_and_yaml_path(tmp_path: Path
         ("output.elasticsearch.batch.max_events", 13),
         ("alerts.email.to", 16),
         ("alerts.email.smtp.port", 18),
+        ("workers", 19),
     }
     text = str(caught.value)
     assert f"{path}:11: output.elasticsearch.password: environment variable ES_PASSWORD" in text

@@ -231,10 +231,9 @@ def test_a_killed_worker_leaves_the_main_process_to_encode_and_loses_nothing(
 
         async def kill_after_first(number: int) -> None:
             if number == 1:
-                worker = pool._workers[0] if pool._workers else None
-                assert worker is not None and worker.process.pid is not None
-                os.kill(worker.process.pid, signal.SIGKILL)
-                await asyncio.to_thread(worker.process.join, 10)
+                (worker,) = pool.workers
+                os.kill(worker.pid, signal.SIGKILL)
+                await asyncio.wait_for(asyncio.shield(worker.answers.exited), 10)
 
         try:
             return await through_pool(pool, "application", app_chunks(), kill_after_first)
@@ -247,6 +246,27 @@ def test_a_killed_worker_leaves_the_main_process_to_encode_and_loses_nothing(
     assert [r.message for r in caplog.records] == [
         "a worker process died; the per-line step runs in the main process now"
     ]
+
+
+def test_closing_the_pool_under_a_waiting_chunk_still_encodes_it_and_logs_no_death(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    first, second = copies(app_chunks()[:2])
+
+    async def main() -> list[Any]:
+        pool = EncodePool(setup(), 1)
+        remote = pool.processor("application", local("application"), resume_time, legacy_ids)
+        await remote.process(deque(first), NOW)
+        waiting = asyncio.create_task(remote.process(deque(second), NOW))
+        while not (pool.workers and pool.workers[0].answers.pending):
+            await asyncio.sleep(0)
+        await pool.close()  # as at shutdown: the answer may or may not come first
+        return encoded(await waiting)
+
+    with caplog.at_level(logging.ERROR, logger="logpipe.workers"):
+        found = asyncio.run(main())
+    assert found == reference("application", app_chunks()[:2])[len(first) :]
+    assert caplog.records == []
 
 
 def test_a_pipeline_with_workers_indexes_the_same_documents_under_the_same_ids(

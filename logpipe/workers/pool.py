@@ -1,0 +1,281 @@
+"""The main process's side of ``workers: N``: the worker processes and each input's stand-in.
+
+See :mod:`logpipe.workers` for what runs where and what it costs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import pickle
+import subprocess
+import sys
+from collections import deque
+from collections.abc import Callable
+from datetime import UTC, datetime
+from itertools import repeat
+from operator import add, attrgetter
+from typing import Any
+
+from logpipe.event import EVENT_OVERHEAD, Event
+from logpipe.process import LineProcessor, ResumeTime
+from logpipe.workers.wire import (
+    HEADER,
+    Columns,
+    Encoded,
+    FileKey,
+    Known,
+    WorkerDied,
+    WorkerSetup,
+    widen,
+)
+
+log = logging.getLogger("logpipe.workers")
+
+_COLUMNS = tuple(
+    map(attrgetter, ("file_id", "generation", "path", "offset", "end", "raw", "truncated"))
+)
+
+
+class EncodePool:
+    """The worker processes (started on first use), and one :class:`RemoteProcessor` per input.
+
+    The main process writes requests and reads answers on its event loop (no
+    threads, which would contend for its GIL: a ``ProcessPoolExecutor``'s
+    feeder and manager threads cost the main process 1.3 CPU-s more per
+    million events, measured). A chunk goes to the worker with the fewest
+    waiting, in turn.
+    """
+
+    def __init__(self, setup: WorkerSetup, processes: int) -> None:
+        self._setup = pickle.dumps(setup)
+        self._size = processes
+        self._workers: list[_Worker] | None = None
+        self._starting: asyncio.Task[list[_Worker]] | None = None
+        self._broken = False
+        self._turns = itertools.count()
+
+    def processor(
+        self,
+        input_name: str,
+        local: LineProcessor,
+        resume_time: ResumeTime,
+        legacy_ids: Callable[[str, int], bool],
+    ) -> RemoteProcessor:
+        """The per-line step of ``input_name`` through the workers (``local``: the fallback)."""
+        return RemoteProcessor(self, input_name, local, resume_time, legacy_ids)
+
+    @property
+    def workers(self) -> list[_Worker]:
+        """The running workers (none before the first chunk, or once given up)."""
+        return list(self._workers or ())
+
+    async def run(self, input_name: str, columns: Columns, known: Known, now: datetime) -> Encoded:
+        """Encode one chunk in a worker; raises :class:`WorkerDied` once the pool is gone."""
+        if self._broken:
+            raise WorkerDied("the worker processes are gone")
+        workers = self._workers
+        if workers is None:
+            if self._starting is None:
+                self._starting = asyncio.ensure_future(self._start())
+            workers = self._workers = await asyncio.shield(self._starting)
+        # The least busy; on a tie, the next in turn (one input alone uses them all).
+        turn = next(self._turns) % len(workers)
+        worker = min(workers[turn:] + workers[:turn], key=_waiting)
+        return await worker.call(pickle.dumps((input_name, columns, known, now), 5))
+
+    async def _start(self) -> list[_Worker]:
+        return [await _Worker.start(self._setup) for _ in range(self._size)]
+
+    async def broken(self) -> None:
+        """Give up on the workers (one died): everything is encoded in the main process now."""
+        if not self._broken:
+            log.error("a worker process died; the per-line step runs in the main process now")
+            await self.close()
+
+    async def close(self) -> None:
+        """Stop the workers (what they still hold is not needed: nothing was queued from it).
+
+        A chunk still waiting for its answer is encoded in the main process
+        instead (without the "worker died" error: nobody died).
+        """
+        self._broken = True
+        if self._starting is not None and not self._starting.done():
+            self._starting.cancel()
+        workers, self._workers = self._workers or [], None
+        for worker in workers:
+            worker.stop()
+        for worker in workers:
+            await worker.join()
+
+
+def _waiting(worker: _Worker) -> int:
+    return len(worker.answers.pending)
+
+
+class _Answers(asyncio.SubprocessProtocol):
+    """A worker's stdout: each answer resolves the oldest waiting call."""
+
+    def __init__(self) -> None:
+        self.pending: deque[asyncio.Future[Encoded]] = deque()
+        self.exited = asyncio.get_running_loop().create_future()
+        self._buffer = bytearray()
+
+    def pipe_data_received(self, fd: int, data: bytes) -> None:
+        buffer = self._buffer
+        buffer += data
+        while len(buffer) >= HEADER.size:
+            end = HEADER.size + HEADER.unpack_from(buffer)[0]
+            if len(buffer) < end:
+                return
+            with memoryview(buffer) as view, view[HEADER.size : end] as frame:
+                answer = pickle.loads(frame)
+            del buffer[:end]
+            if not self.pending:
+                continue  # the call was failed already (its worker was given up)
+            future = self.pending.popleft()
+            if not future.done():  # a cancelled call's answer is dropped
+                future.set_result(answer)
+
+    def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
+        if fd == 1:  # its stdout; stdin is closed by close(), and the answers still come
+            self._fail()
+
+    def process_exited(self) -> None:
+        self._fail()
+        if not self.exited.done():
+            self.exited.set_result(None)
+
+    def _fail(self) -> None:
+        while self.pending:
+            future = self.pending.popleft()
+            if not future.done():
+                future.set_exception(WorkerDied("a worker process exited"))
+
+
+class _Worker:
+    """One worker process (``python -m logpipe.workers.child``) and its two pipes."""
+
+    def __init__(self, transport: asyncio.SubprocessTransport, answers: _Answers) -> None:
+        self.transport = transport
+        self.answers = answers
+        requests = transport.get_pipe_transport(0)
+        assert isinstance(requests, asyncio.WriteTransport)
+        self._requests = requests
+
+    @property
+    def pid(self) -> int:
+        return self.transport.get_pid()
+
+    @classmethod
+    async def start(cls, setup: bytes) -> _Worker:
+        transport, answers = await asyncio.get_running_loop().subprocess_exec(
+            _Answers,
+            *(sys.executable, "-m", "logpipe.workers.child"),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=None,  # its tracebacks, if any, go where logpipe's own stderr goes
+        )
+        for fd in (0, 1):
+            pipe = transport.get_pipe_transport(fd)
+            if pipe is not None:
+                widen(pipe.get_extra_info("pipe"))
+        worker = cls(transport, answers)
+        worker._send(setup)
+        return worker
+
+    async def call(self, request: bytes) -> Encoded:
+        if self._requests.is_closing() or self.answers.exited.done():
+            raise WorkerDied("a worker process exited")
+        future: asyncio.Future[Encoded] = asyncio.get_running_loop().create_future()
+        self.answers.pending.append(future)
+        self._send(request)
+        return await future
+
+    def _send(self, message: bytes) -> None:
+        self._requests.write(HEADER.pack(len(message)))
+        self._requests.write(message)
+
+    def stop(self) -> None:
+        """Close its stdin: the worker exits once it has answered what it read."""
+        self._requests.close()
+
+    async def join(self, timeout: float = 2.0) -> None:
+        """Wait for the process to exit; kill it after ``timeout`` seconds."""
+        try:
+            async with asyncio.timeout(timeout):
+                await asyncio.shield(self.answers.exited)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                self.transport.kill()
+            await self.answers.exited
+        self.transport.close()
+
+
+class RemoteProcessor:
+    """One input's per-line step, run by the pool; same results as :class:`LineProcessor`.
+
+    ``resume_time`` and ``legacy_ids`` are the main process's (the checkpoint
+    store's) answers, asked once per file generation per chunk; the last event
+    time per file generation is kept here, between chunks.
+    """
+
+    _MAX_FILES = 10_000
+
+    def __init__(
+        self,
+        pool: EncodePool,
+        input_name: str,
+        local: LineProcessor,
+        resume_time: ResumeTime,
+        legacy_ids: Callable[[str, int], bool],
+    ) -> None:
+        self._pool = pool
+        self._name = input_name
+        self._local = local
+        self._resume_time = resume_time
+        self._legacy_ids = legacy_ids
+        self._last: dict[FileKey, datetime] = {}
+        self._remote = True
+
+    async def process(self, lines: deque[Event], now: datetime | None = None) -> list[Event]:
+        """Encode the events ``lines`` in place (in a worker) and return them, in order."""
+        now = now or datetime.now(UTC)
+        if self._remote:
+            columns = _columns(lines)
+            known = {
+                key: (self._last.get(key) or self._resume_time(*key), self._legacy_ids(*key))
+                for key in set(zip(columns[0], columns[1], strict=True))
+            }
+            try:
+                encoded = await self._pool.run(self._name, columns, known, now)
+            except WorkerDied:
+                await self._pool.broken()
+                self._remote = False
+                self._local.last_times.update(self._last)
+            else:
+                entries, times, alerts, last = encoded
+                _set(lines, "entry", entries)
+                _set(lines, "event_time", times)
+                _set(lines, "alert", alerts)
+                _set(lines, "size", map(add, map(len, entries), repeat(EVENT_OVERHEAD)))
+                if len(self._last) + len(last) > self._MAX_FILES:
+                    self._last.clear()
+                self._last.update(last)
+                return list(lines)
+        return self._local.process(lines, now)
+
+
+def _columns(lines: deque[Event]) -> Columns:
+    """The lines as seven lists (seven C loops: no tuple per line, as rows would need)."""
+    file_ids, generations, paths, offsets, ends, raws, truncated = (
+        list(map(getter, lines)) for getter in _COLUMNS
+    )
+    return file_ids, generations, paths, offsets, ends, raws, truncated
+
+
+def _set(events: deque[Event], name: str, values: Any) -> None:
+    """``setattr(event, name, value)`` for each pair, as a C loop."""
+    deque(map(setattr, events, repeat(name), values), maxlen=0)

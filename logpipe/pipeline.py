@@ -3,6 +3,7 @@
 Data flow and who waits for whom::
 
     Tailer (one per input) --Events--> LineProcessor (encodes) --Events--> EventQueue (budget)
+        (logpipe.handover; with ``workers``, the LineProcessor runs in a worker process)
         --batch--> ElasticsearchSink.send (retries until settled)
         --settled--> CheckpointStore.advance + save soon (offsets only move on ack)
         --created--> AlertService.offer                   (never waits)
@@ -22,11 +23,10 @@ import contextlib
 import functools
 import logging
 import os
-from collections import Counter, deque
-from collections.abc import Awaitable, Callable, Mapping
+from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from itertools import repeat, starmap
 from operator import attrgetter
 from typing import TYPE_CHECKING
 
@@ -37,6 +37,7 @@ from logpipe.config import InputConfig, PipelineConfig
 from logpipe.enrich.static import Enricher, static_fields
 from logpipe.errors import DeliveryError, FatalSinkError, SinkError
 from logpipe.event import Event
+from logpipe.handover import Encode, emitter, inline
 from logpipe.process import LineProcessor
 from logpipe.queue import BatchSizer, EventQueue
 from logpipe.sinks.deadletter import DeadLetterFile
@@ -58,16 +59,6 @@ _PRUNE_EVERY = 3600.0
 _WATCH_EVERY = 5.0
 # A file generation's key, per event (for the checkpoints a settled batch advances).
 _FILE_GENERATION = attrgetter("file_id", "generation")
-_END, _OFFSET = attrgetter("end"), attrgetter("offset")
-# The per-line step of one input, in this process or in the workers (see logpipe.workers).
-Encode = Callable[[deque[Event]], Awaitable[list[Event]]]
-
-
-def _inline(processor: LineProcessor) -> Encode:
-    async def encode(lines: deque[Event]) -> list[Event]:
-        return processor.process(lines)
-
-    return encode
 
 
 @dataclass(slots=True)
@@ -137,7 +128,7 @@ class Pipeline:
                 self.checkpoints.uses_legacy_ids,
             )
             if self.pool is None:
-                return _inline(local)
+                return inline(local)
             remote = self.pool.processor(
                 name, local, self._resume_time, self.checkpoints.uses_legacy_ids
             )
@@ -148,8 +139,11 @@ class Pipeline:
                 name,
                 input_config.paths,
                 self.checkpoints,
-                self._emitter(
-                    encoder(name, input_config), self.input_stats.setdefault(name, InputStats())
+                emitter(
+                    encoder(name, input_config),
+                    self.queue,
+                    self.input_stats.setdefault(name, InputStats()),
+                    self._taken,
                 ),
                 max_line_bytes=input_config.max_line_bytes,
                 poll_interval=input_config.poll_interval_seconds,
@@ -168,32 +162,11 @@ class Pipeline:
 
     # -- per line / per batch ------------------------------------------------------
 
-    def _emitter(
-        self, encode: Encode, stats: InputStats
-    ) -> Callable[[deque[Event]], Awaitable[None]]:
-        async def emit(lines: deque[Event]) -> None:
-            events = await encode(lines)
-            taken = 0
-            try:
-                while taken < len(events):
-                    taken += await self.queue.put_some(events, taken)
-            finally:
-                # Counted only once queued: lines a cancelled put did not take stay
-                # with the tailer, which emits (and encodes) them again later. A
-                # queued event lets go of its raw bytes: its entry carries the document.
-                if taken:
-                    # As C loops (a Python step per line showed in profiles): take
-                    # the queued events off the deque, count their bytes, let go of raw.
-                    queued = list(starmap(lines.popleft, repeat((), taken)))
-                    size = sum(map(_END, queued)) - sum(map(_OFFSET, queued))
-                    deque(map(setattr, queued, repeat("raw"), repeat(b"")), maxlen=0)
-                    stats.events += taken
-                    stats.bytes += size
-                    self.read += taken
-                    self._outstanding += taken
-                    self._settled.clear()
-
-        return emit
+    def _taken(self, count: int) -> None:
+        """``count`` lines were queued: outstanding until acknowledged."""
+        self.read += count
+        self._outstanding += count
+        self._settled.clear()
 
     def _resume_time(self, file_id: str, generation: int) -> datetime | None:
         """The time of the last acknowledged event of a file (for undated lines)."""

@@ -48,10 +48,10 @@ from logpipe.sources.recover import prune_checkpoints
 from logpipe.sources.tail import Tailer
 from logpipe.stats import InputStats
 from logpipe.tasks import cancel, first_failure, stop_readers, until_stopped
-from logpipe.workers import EncodePool, WorkerSetup
 
 if TYPE_CHECKING:
     from logpipe.alerts.service import AlertService
+    from logpipe.workers import EncodePool
 
 log = logging.getLogger("logpipe.pipeline")
 
@@ -113,6 +113,9 @@ class Pipeline:
         prune_checkpoints(self.checkpoints, self._patterns)
         self.pool: EncodePool | None = None
         if config.workers:
+            # Imported only when asked for: a sidecar without workers does not pay for it.
+            from logpipe.workers import EncodePool, WorkerSetup
+
             setup = WorkerSetup(
                 dict(config.inputs), fields, es.index_prefix, es.index_timezone, alert_levels
             )

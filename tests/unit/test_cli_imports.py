@@ -66,6 +66,24 @@ def test_check_loads_only_what_validation_needs() -> None:
     assert within(loaded, {"asyncio", *RUNTIME, *HOT_PATH}) == set()
 
 
+def test_a_pipeline_without_workers_loads_none_of_their_machinery(tmp_path: Path) -> None:
+    probe = (
+        "import json, sys\n"
+        "from logpipe.config import load_config\n"
+        "from logpipe.pipeline import Pipeline\n"
+        f"config = load_config('pipelines/erp.yml', {{'LOGPIPE_DATA_DIR': '{tmp_path}'}})\n"
+        "Pipeline(config, {})\n"
+        "print(json.dumps(sorted(sys.modules)))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, cwd=REPO
+    )
+    assert result.returncode == 0, result.stderr
+    loaded = set(json.loads(result.stdout.strip().splitlines()[-1]))
+    assert "logpipe.pipeline" in loaded
+    assert within(loaded, {"logpipe.workers"}) == set()
+
+
 async def test_a_signal_caught_while_starting_stops_the_run_at_once() -> None:
     # Regression: SIGTERM during the half second of imports killed `logpipe run`
     # (exit -15) instead of stopping it; the fault suite's last restart caught it.

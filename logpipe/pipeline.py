@@ -290,6 +290,8 @@ class Pipeline:
         shipper: asyncio.Task[None] | None = None
         try:
             await self.sink.start()
+            if self.pool is not None:
+                await self.pool.start()
             shipper = asyncio.create_task(self._ship())
             readers = [asyncio.create_task(t.read_available()) for t in self.tailers]
             await first_failure([*readers, shipper], asyncio.gather(*readers))
@@ -314,6 +316,8 @@ class Pipeline:
             if self.retention is not None:
                 # After start: the first check then finds the server up (not an hour later).
                 background.append(asyncio.create_task(self.retention.run()))
+            if self.pool is not None:
+                await self.pool.start()
             shipper = asyncio.create_task(self._ship())
             readers = [asyncio.create_task(t.run(stop)) for t in self.tailers]
             await first_failure([*readers, shipper], stop_readers(readers, stop))

@@ -8,7 +8,7 @@ reading, splitting, queueing, sending and acknowledging::
 
     Tailer --read chunk--> RemoteProcessor --columns--> worker: LineProcessor.process
                                            <--entries-- (one chunk per call)
-           <--the same Events, encoded--
+           <--the same Events, encoded--   (logpipe.handover then queues them)
 
 What stays exactly as it is:
 
@@ -25,10 +25,10 @@ What stays exactly as it is:
   file, or its checkpoint's) go with each chunk, and the new last times come
   back. Any worker can take any chunk.
 
-If a worker dies (killed, out of memory), the pool is broken for good: the
-chunk it had, and every later one, is encoded in the main process instead,
-with an error logged once. Nothing is lost: a chunk's events are only queued
-once encoded.
+If a worker dies (killed, out of memory) or cannot start, the pool is given
+up for good: the chunk it had, and every later one, is encoded in the main
+process instead, with an error logged once. Nothing is lost: a chunk's
+events are only queued once encoded.
 
 Each worker is ``python -m logpipe.workers.child``, a plain child process
 (not ``multiprocessing``: no resource-tracker process, and nothing re-imports

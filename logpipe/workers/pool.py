@@ -34,13 +34,16 @@ from logpipe.workers.wire import (
 
 log = logging.getLogger("logpipe.workers")
 
+# Far above any answer (a chunk is at most a few MB of entries): a length beyond it
+# means the stream is not ours.
+_MAX_ANSWER = 1 << 30
 _COLUMNS = tuple(
     map(attrgetter, ("file_id", "generation", "path", "offset", "end", "raw", "truncated"))
 )
 
 
 class EncodePool:
-    """The worker processes (started on first use), and one :class:`RemoteProcessor` per input.
+    """The worker processes (see :meth:`start`), and one :class:`RemoteProcessor` per input.
 
     The main process writes requests and reads answers on its event loop (no
     threads, which would contend for its GIL: a ``ProcessPoolExecutor``'s
@@ -52,8 +55,7 @@ class EncodePool:
     def __init__(self, setup: WorkerSetup, processes: int) -> None:
         self._setup = pickle.dumps(setup)
         self._size = processes
-        self._workers: list[_Worker] | None = None
-        self._starting: asyncio.Task[list[_Worker]] | None = None
+        self._workers: list[_Worker] = []
         self._broken = False
         self._turns = itertools.count()
 
@@ -69,25 +71,27 @@ class EncodePool:
 
     @property
     def workers(self) -> list[_Worker]:
-        """The running workers (none before the first chunk, or once given up)."""
-        return list(self._workers or ())
+        """The running workers (none before :meth:`start`, or once given up)."""
+        return list(self._workers)
+
+    async def start(self) -> None:
+        """Start the worker processes; if one cannot start, the main process does their work."""
+        try:
+            for _ in range(self._size):
+                self._workers.append(await _Worker.start(self._setup))
+        except OSError as exc:
+            log.error("cannot start a worker process (%s); the per-line step runs here", exc)
+            await self.close()
 
     async def run(self, input_name: str, columns: Columns, known: Known, now: datetime) -> Encoded:
         """Encode one chunk in a worker; raises :class:`WorkerDied` once the pool is gone."""
-        if self._broken:
-            raise WorkerDied("the worker processes are gone")
         workers = self._workers
-        if workers is None:
-            if self._starting is None:
-                self._starting = asyncio.ensure_future(self._start())
-            workers = self._workers = await asyncio.shield(self._starting)
+        if self._broken or not workers:
+            raise WorkerDied("the worker processes are gone")
         # The least busy; on a tie, the next in turn (one input alone uses them all).
         turn = next(self._turns) % len(workers)
         worker = min(workers[turn:] + workers[:turn], key=_waiting)
         return await worker.call(pickle.dumps((input_name, columns, known, now), 5))
-
-    async def _start(self) -> list[_Worker]:
-        return [await _Worker.start(self._setup) for _ in range(self._size)]
 
     async def broken(self) -> None:
         """Give up on the workers (one died): everything is encoded in the main process now."""
@@ -102,9 +106,7 @@ class EncodePool:
         instead (without the "worker died" error: nobody died).
         """
         self._broken = True
-        if self._starting is not None and not self._starting.done():
-            self._starting.cancel()
-        workers, self._workers = self._workers or [], None
+        workers, self._workers = self._workers, []
         for worker in workers:
             worker.stop()
         for worker in workers:
@@ -122,16 +124,27 @@ class _Answers(asyncio.SubprocessProtocol):
         self.pending: deque[asyncio.Future[Encoded]] = deque()
         self.exited = asyncio.get_running_loop().create_future()
         self._buffer = bytearray()
+        self._transport: asyncio.SubprocessTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.SubprocessTransport)
+        self._transport = transport
 
     def pipe_data_received(self, fd: int, data: bytes) -> None:
         buffer = self._buffer
         buffer += data
         while len(buffer) >= HEADER.size:
-            end = HEADER.size + HEADER.unpack_from(buffer)[0]
+            size = HEADER.unpack_from(buffer)[0]
+            if size > _MAX_ANSWER:
+                return self._garbled(f"an answer of {size} bytes announced")
+            end = HEADER.size + size
             if len(buffer) < end:
-                return
-            with memoryview(buffer) as view, view[HEADER.size : end] as frame:
-                answer = pickle.loads(frame)
+                return None
+            try:
+                with memoryview(buffer) as view, view[HEADER.size : end] as frame:
+                    answer = pickle.loads(frame)
+            except Exception as exc:  # anything but our pickle: the stream cannot be trusted
+                return self._garbled(f"an answer that does not unpickle ({exc!r})")
             del buffer[:end]
             if not self.pending:
                 continue  # the call was failed already (its worker was given up)
@@ -147,6 +160,15 @@ class _Answers(asyncio.SubprocessProtocol):
         self._fail()
         if not self.exited.done():
             self.exited.set_result(None)
+
+    def _garbled(self, what: str) -> None:
+        """Something other than answers on its stdout: stop the worker (its calls fail)."""
+        log.error("a worker process wrote %s; stopping it", what)
+        self._buffer.clear()
+        self._fail()
+        if self._transport is not None:
+            with contextlib.suppress(ProcessLookupError):
+                self._transport.kill()
 
     def _fail(self) -> None:
         while self.pending:

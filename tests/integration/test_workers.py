@@ -10,6 +10,7 @@ import asyncio
 import logging
 import os
 import signal
+import sys
 from collections import deque
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -25,6 +26,7 @@ from logpipe.pipeline import Pipeline
 from logpipe.process import LineProcessor
 from logpipe.sinks.elasticsearch.encode import IndexNamer
 from logpipe.workers import EncodePool, WorkerSetup
+from logpipe.workers.wire import HEADER
 from tests.integration.helpers import (
     EsTarget,
     access_line,
@@ -166,9 +168,15 @@ def setup() -> WorkerSetup:
     return WorkerSetup(INPUTS, FIELDS, "erp-logs", "UTC", ALERT_LEVELS)
 
 
+async def started(processes: int) -> EncodePool:
+    pool = EncodePool(setup(), processes)
+    await pool.start()
+    return pool
+
+
 def test_a_worker_encodes_every_line_exactly_as_the_main_process_does() -> None:
     async def main() -> list[Any]:
-        pool = EncodePool(setup(), 1)
+        pool = await started(1)
         try:
             return [
                 await through_pool(pool, "application", app_chunks()),
@@ -193,7 +201,7 @@ def test_one_input_through_two_workers_keeps_the_time_an_undated_line_inherits()
     # line inherits from the chunk before must come from the main process, not
     # from whatever the worker saw two chunks ago.
     async def main() -> list[Any]:
-        pool = EncodePool(setup(), 2)
+        pool = await started(2)
         try:
             return await through_pool(pool, "application", app_chunks())
         finally:
@@ -207,7 +215,7 @@ def test_one_input_through_two_workers_keeps_the_time_an_undated_line_inherits()
 
 def test_two_workers_take_two_inputs_at_once_and_each_keeps_its_order() -> None:
     async def main() -> list[Any]:
-        pool = EncodePool(setup(), 2)
+        pool = await started(2)
         try:
             return list(
                 await asyncio.gather(
@@ -227,7 +235,7 @@ def test_a_killed_worker_leaves_the_main_process_to_encode_and_loses_nothing(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     async def main() -> list[Any]:
-        pool = EncodePool(setup(), 1)
+        pool = await started(1)
 
         async def kill_after_first(number: int) -> None:
             if number == 1:
@@ -248,13 +256,53 @@ def test_a_killed_worker_leaves_the_main_process_to_encode_and_loses_nothing(
     ]
 
 
+def test_a_worker_that_cannot_start_leaves_the_main_process_to_encode(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys, "executable", "/nonexistent/python3")
+
+    async def main() -> list[Any]:
+        pool = await started(1)
+        try:
+            assert pool.workers == []
+            return await through_pool(pool, "application", app_chunks())
+        finally:
+            await pool.close()
+
+    with caplog.at_level(logging.ERROR, logger="logpipe.workers"):
+        app = asyncio.run(main())
+    assert app == reference("application", app_chunks())
+    assert len(caplog.records) == 1
+    assert caplog.records[0].message.startswith("cannot start a worker process")
+
+
+def test_a_worker_whose_stdout_is_not_answers_is_stopped_and_nothing_hangs(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def main() -> list[Any]:
+        pool = await started(1)
+        try:
+            (worker,) = pool.workers
+            # As if something in the worker had printed to its stdout.
+            worker.answers.pipe_data_received(1, HEADER.pack(5) + b"hello")
+            await asyncio.wait_for(asyncio.shield(worker.answers.exited), 10)
+            return await through_pool(pool, "application", app_chunks())
+        finally:
+            await pool.close()
+
+    with caplog.at_level(logging.ERROR, logger="logpipe.workers"):
+        app = asyncio.run(main())
+    assert app == reference("application", app_chunks())
+    assert "does not unpickle" in caplog.records[0].message
+
+
 def test_closing_the_pool_under_a_waiting_chunk_still_encodes_it_and_logs_no_death(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     first, second = copies(app_chunks()[:2])
 
     async def main() -> list[Any]:
-        pool = EncodePool(setup(), 1)
+        pool = await started(1)
         remote = pool.processor("application", local("application"), resume_time, legacy_ids)
         await remote.process(deque(first), NOW)
         waiting = asyncio.create_task(remote.process(deque(second), NOW))

@@ -174,6 +174,22 @@ async def started(processes: int) -> EncodePool:
     return pool
 
 
+def app_through_one_worker(
+    before: Callable[[EncodePool], Awaitable[None]],
+) -> list[tuple[bytes, float | None, Any, int]]:
+    """The application chunks through a one-worker pool, after ``before(pool)``."""
+
+    async def main() -> list[tuple[bytes, float | None, Any, int]]:
+        pool = await started(1)
+        try:
+            await before(pool)
+            return await through_pool(pool, "application", app_chunks())
+        finally:
+            await pool.close()
+
+    return asyncio.run(main())
+
+
 def test_a_worker_encodes_every_line_exactly_as_the_main_process_does() -> None:
     async def main() -> list[Any]:
         pool = await started(1)
@@ -261,16 +277,11 @@ def test_a_worker_that_cannot_start_leaves_the_main_process_to_encode(
 ) -> None:
     monkeypatch.setattr(sys, "executable", "/nonexistent/python3")
 
-    async def main() -> list[Any]:
-        pool = await started(1)
-        try:
-            assert pool.workers == []
-            return await through_pool(pool, "application", app_chunks())
-        finally:
-            await pool.close()
+    async def no_workers(pool: EncodePool) -> None:
+        assert pool.workers == []
 
     with caplog.at_level(logging.ERROR, logger="logpipe.workers"):
-        app = asyncio.run(main())
+        app = app_through_one_worker(no_workers)
     assert app == reference("application", app_chunks())
     assert len(caplog.records) == 1
     assert caplog.records[0].message.startswith("cannot start a worker process")
@@ -279,19 +290,14 @@ def test_a_worker_that_cannot_start_leaves_the_main_process_to_encode(
 def test_a_worker_whose_stdout_is_not_answers_is_stopped_and_nothing_hangs(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    async def main() -> list[Any]:
-        pool = await started(1)
-        try:
-            (worker,) = pool.workers
-            # As if something in the worker had printed to its stdout.
-            worker.answers.pipe_data_received(1, HEADER.pack(5) + b"hello")
-            await asyncio.wait_for(asyncio.shield(worker.answers.exited), 10)
-            return await through_pool(pool, "application", app_chunks())
-        finally:
-            await pool.close()
+    async def garble(pool: EncodePool) -> None:
+        (worker,) = pool.workers
+        # As if something in the worker had printed to its stdout.
+        worker.answers.pipe_data_received(1, HEADER.pack(5) + b"hello")
+        await asyncio.wait_for(asyncio.shield(worker.answers.exited), 10)
 
     with caplog.at_level(logging.ERROR, logger="logpipe.workers"):
-        app = asyncio.run(main())
+        app = app_through_one_worker(garble)
     assert app == reference("application", app_chunks())
     assert "does not unpickle" in caplog.records[0].message
 

@@ -132,10 +132,7 @@ class Pipeline:
             )
             if self.pool is None:
                 return inline(local)
-            remote = self.pool.processor(
-                name, local, self._resume_time, self.checkpoints.uses_legacy_ids
-            )
-            return remote.process
+            return self.pool.processor(name, local).process
 
         self.tailers = [
             Tailer(

@@ -90,6 +90,7 @@ class LineProcessor:
         self._namer = namer
         self._resume_time = resume_time
         self._alert_levels = alert_levels
+        self._legacy_ids = legacy_ids
         self._ids = IdMaker(legacy_ids)
         self._usual = _usual_path(config, enricher, alert_levels)
         self._last_time: dict[tuple[str, int], datetime] = {}
@@ -98,6 +99,24 @@ class LineProcessor:
     def last_times(self) -> dict[tuple[str, int], datetime]:
         """The last event time per (file id, generation): what its next undated line inherits."""
         return self._last_time
+
+    def known(self, file_id: str, generation: int) -> tuple[datetime | None, bool]:
+        """What another process needs to encode this file generation's lines as this one would.
+
+        The time its next undated line inherits (its last event's, else its
+        checkpoint's; ``None``: the time of reading), and whether it keeps the
+        older document ids. For :mod:`logpipe.workers`; not on the hot path.
+        """
+        last = self._last_time.get((file_id, generation))
+        if last is None and self._resume_time is not None:
+            last = self._resume_time(file_id, generation)
+        legacy = self._legacy_ids is not None and self._legacy_ids(file_id, generation)
+        return last, legacy
+
+    def carry(self, last_times: dict[tuple[str, int], datetime]) -> None:
+        """Take the last event times another process reached encoding these files' lines."""
+        for (file_id, generation), when in last_times.items():
+            self._remember(file_id, generation, when)
 
     def __call__(self, line: Event, now: datetime | None = None) -> Event:
         """One line on its own (see :meth:`process`)."""

@@ -13,19 +13,17 @@ import pickle
 import subprocess
 import sys
 from collections import deque
-from collections.abc import Callable
 from datetime import UTC, datetime
 from itertools import repeat
 from operator import add, attrgetter
 from typing import Any
 
 from logpipe.event import EVENT_OVERHEAD, Event
-from logpipe.process import LineProcessor, ResumeTime
+from logpipe.process import LineProcessor
 from logpipe.workers.wire import (
     HEADER,
     Columns,
     Encoded,
-    FileKey,
     Known,
     WorkerDied,
     WorkerSetup,
@@ -59,15 +57,9 @@ class EncodePool:
         self._broken = False
         self._turns = itertools.count()
 
-    def processor(
-        self,
-        input_name: str,
-        local: LineProcessor,
-        resume_time: ResumeTime,
-        legacy_ids: Callable[[str, int], bool],
-    ) -> RemoteProcessor:
+    def processor(self, input_name: str, local: LineProcessor) -> RemoteProcessor:
         """The per-line step of ``input_name`` through the workers (``local``: the fallback)."""
-        return RemoteProcessor(self, input_name, local, resume_time, legacy_ids)
+        return RemoteProcessor(self, input_name, local)
 
     @property
     def workers(self) -> list[_Worker]:
@@ -239,27 +231,16 @@ class _Worker:
 class RemoteProcessor:
     """One input's per-line step, run by the pool; same results as :class:`LineProcessor`.
 
-    ``resume_time`` and ``legacy_ids`` are the main process's (the checkpoint
-    store's) answers, asked once per file generation per chunk; the last event
-    time per file generation is kept here, between chunks.
+    ``local`` is the input's own per-line step: it answers what each chunk's
+    file generations need (:meth:`LineProcessor.known`), takes back the last
+    event times the worker reached (:meth:`LineProcessor.carry`), and so is
+    ready to carry on where the workers stopped if they die.
     """
 
-    _MAX_FILES = 10_000
-
-    def __init__(
-        self,
-        pool: EncodePool,
-        input_name: str,
-        local: LineProcessor,
-        resume_time: ResumeTime,
-        legacy_ids: Callable[[str, int], bool],
-    ) -> None:
+    def __init__(self, pool: EncodePool, input_name: str, local: LineProcessor) -> None:
         self._pool = pool
         self._name = input_name
         self._local = local
-        self._resume_time = resume_time
-        self._legacy_ids = legacy_ids
-        self._last: dict[FileKey, datetime] = {}
         self._remote = True
 
     async def process(self, lines: deque[Event], now: datetime | None = None) -> list[Event]:
@@ -268,7 +249,7 @@ class RemoteProcessor:
         if self._remote:
             columns = _columns(lines)
             known = {
-                key: (self._last.get(key) or self._resume_time(*key), self._legacy_ids(*key))
+                key: self._local.known(*key)
                 for key in set(zip(columns[0], columns[1], strict=True))
             }
             try:
@@ -276,16 +257,13 @@ class RemoteProcessor:
             except WorkerDied:
                 await self._pool.broken()
                 self._remote = False
-                self._local.last_times.update(self._last)
             else:
                 entries, times, alerts, last = encoded
                 _set(lines, "entry", entries)
                 _set(lines, "event_time", times)
                 _set(lines, "alert", alerts)
                 _set(lines, "size", map(add, map(len, entries), repeat(EVENT_OVERHEAD)))
-                if len(self._last) + len(last) > self._MAX_FILES:
-                    self._last.clear()
-                self._last.update(last)
+                self._local.carry(last)
                 return list(lines)
         return self._local.process(lines, now)
 

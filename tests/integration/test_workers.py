@@ -152,7 +152,7 @@ async def through_pool(
     chunks: list[list[Event]],
     between: Callable[[int], Awaitable[None]] | None = None,
 ) -> list[tuple[bytes, float | None, Any, int]]:
-    remote = pool.processor(name, local(name), resume_time, legacy_ids)
+    remote = pool.processor(name, local(name))
     out = []
     for number, chunk in enumerate(copies(chunks)):
         if between is not None:
@@ -309,7 +309,7 @@ def test_closing_the_pool_under_a_waiting_chunk_still_encodes_it_and_logs_no_dea
 
     async def main() -> list[Any]:
         pool = await started(1)
-        remote = pool.processor("application", local("application"), resume_time, legacy_ids)
+        remote = pool.processor("application", local("application"))
         await remote.process(deque(first), NOW)
         waiting = asyncio.create_task(remote.process(deque(second), NOW))
         while not (pool.workers and pool.workers[0].answers.pending):

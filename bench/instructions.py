@@ -31,8 +31,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from commands import baseline_argv, pipeline_yaml
 from report import machine, publish
-from run import baseline_argv, pipeline_yaml
 from servers import BenchError, null_server
 from workload import Workload, write_workload
 

@@ -122,6 +122,9 @@ def ratio_lines(rows: list[Row]) -> list[str]:
                 parts.append(_ratio("cpu_per_million", pooled, baseline, "CPU per event"))
             if logpipe is not None:
                 parts.append(_ratio("rate", pooled, logpipe, f"{name} / logpipe: events/s"))
+        for pair in (r for r in rows if r.sink == sink and r.impl.startswith("baseline,")):
+            if baseline is not None:
+                parts.append(_ratio("rate", pair, baseline, f"{pair.impl} / baseline: events/s"))
         lines.append(f"- **{sink}**: " + "; ".join(p for p in parts if p))
     return lines
 

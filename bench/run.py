@@ -23,7 +23,6 @@ import argparse
 import contextlib
 import io
 import pstats
-import re
 import shlex
 import subprocess
 import sys
@@ -35,21 +34,27 @@ from pathlib import Path
 
 import orjson
 from baseline import BulkPoster, bulk_bodies, documents
+from commands import (
+    BATCH,
+    SUMMARY,
+    baseline_argv,
+    install_template,
+    logpipe_argv,
+    pipeline_yaml,
+)
 from report import Measurement, Row, publish, section
-from servers import BenchError, indexed_total, noida_server, null_server, request
+from servers import BenchError, indexed_total, noida_server, null_server
+from split import pair_steps
 from workload import Workload, write_workload
-
-from logpipe.sinks.elasticsearch.encode import index_template
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 _SITE = str(Path(orjson.__file__).parent.parent) + "/"  # site-packages, trimmed from profiles
-BATCH = 2000  # logpipe's default batch.max_events; the baseline and ceiling use the same
 # logpipe's default batch.backlog_max_events: while a backlog waits its requests grow to
 # this, so the server's ceiling is measured at this request size too.
 BATCH_LARGE = 8000
 LARGE_CEILING = f"server ceiling, {BATCH_LARGE}/request"
-_SUMMARY = re.compile(r"read (\d+) lines: (\d+) indexed")
+CEILINGS = ("server ceiling", LARGE_CEILING)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,38 +88,6 @@ def run_child(argv: list[str], workdir: Path) -> Child:
     )
 
 
-def pipeline_yaml(
-    workload: Workload, url: str, data_dir: Path, prefix: str, workers: int = 0
-) -> str:
-    """A pipeline like pipelines/erp.yml, without alerts, reading the workload."""
-    return f"""\
-workers: {workers}
-data_dir: {data_dir}
-inputs:
-  application:
-    paths: ["{workload.app_log}"]
-    parser: app_json
-    dataset: erp.application
-  access:
-    paths: ["{workload.access_log}"]
-    parser: nginx
-    dataset: nginx.access
-enrich:
-  fields:
-    service.environment: production
-    cloud.region: asia-southeast
-output:
-  elasticsearch:
-    hosts: ["{url}"]
-    index_prefix: {prefix}
-"""
-
-
-def logpipe_argv(pipeline: Path, profile_to: Path | None = None) -> list[str]:
-    profiler = ["-m", "cProfile", "-o", str(profile_to)] if profile_to else []
-    return [sys.executable, *profiler, "-m", "logpipe", "run", str(pipeline), "--once"]
-
-
 def prepare_logpipe(
     workload: Workload, url: str, workdir: Path, prefix: str, workers: int = 0
 ) -> Path:
@@ -136,17 +109,10 @@ def run_logpipe(
     """
     pipeline = prepare_logpipe(workload, url, workdir, prefix, workers)
     child = run_child(logpipe_argv(pipeline), workdir)
-    found = _SUMMARY.search(child.stderr)
+    found = SUMMARY.search(child.stderr)
     if child.code != 0 or found is None or int(found[2]) != workload.total:
         raise BenchError(f"logpipe run failed (exit {child.code}):\n{child.stderr[-2000:]}")
     return Measurement(workload.total, child.wall, child.cpu, child.max_rss_kib)
-
-
-def baseline_argv(workload: Workload, url: str, prefix: str) -> list[str]:
-    """bench/baseline.py over ``workload`` into ``url``, with logpipe's batch size."""
-    files = ["--app", str(workload.app_log), "--access", str(workload.access_log)]
-    target = ["--url", url, "--prefix", prefix, "--batch", str(BATCH)]
-    return [sys.executable, str(BENCH / "baseline.py"), *files, *target]
 
 
 def run_baseline(workload: Workload, url: str, workdir: Path, prefix: str) -> Measurement:
@@ -182,14 +148,6 @@ def run_ceiling(workload: Workload, url: str, prefix: str, batch: int = BATCH) -
     return Measurement(workload.total, wall)
 
 
-def install_template(url: str, prefix: str) -> None:
-    status, data = request(
-        url, "PUT", f"/_index_template/{prefix}", orjson.dumps(index_template(prefix))
-    )
-    if status != 200:
-        raise BenchError(f"index template refused: {status} {data[:300]!r}")
-
-
 Step = Callable[[str, int], Measurement]
 
 
@@ -198,7 +156,9 @@ def workers_name(workers: int) -> str:
     return f"logpipe, {workers} worker{'s' if workers > 1 else ''}"
 
 
-def make_steps(workload: Workload, workdir: Path, workers: int = 0) -> dict[str, Step]:
+def make_steps(
+    workload: Workload, workdir: Path, workers: int = 0, split: bool = False
+) -> dict[str, Step]:
     """The measurements, each given the server URL and the run number."""
 
     def logpipe(url: str, i: int) -> Measurement:
@@ -220,30 +180,33 @@ def make_steps(workload: Workload, workdir: Path, workers: int = 0) -> dict[str,
     steps = {"logpipe": logpipe, "baseline": baseline}
     if workers:
         steps[workers_name(workers)] = logpipe_workers
+    if split:
+        steps.update(pair_steps(workload, workdir / "pairs"))
     return {**steps, "server ceiling": ceiling, LARGE_CEILING: large_ceiling}
 
 
 def bench_sink(
-    sink: str, workload: Workload, runs: int, workdir: Path, workers: int = 0
+    sink: str, workload: Workload, runs: int, workdir: Path, workers: int = 0, split: bool = False
 ) -> list[Row]:
     """K alternating logpipe / baseline runs, each followed by a ceiling run; one row each.
 
     With ``workers``, logpipe with that many worker processes runs too, between
-    the two (logpipe, workers, baseline; then baseline, workers, logpipe).
+    the two (logpipe, workers, baseline; then baseline, workers, logpipe); with
+    ``split``, so do the two pairs of bench/split.py.
 
     The null server is shared (it keeps no state). noida-db is started afresh
     for every measurement: it slows down as it holds more documents, which
     would otherwise favour whatever ran first.
     """
-    steps = make_steps(workload, workdir, workers)
+    steps = make_steps(workload, workdir, workers, split)
     rows = {name: Row(sink, name, []) for name in steps}
-    middle = [workers_name(workers)] if workers else []
+    middle = [name for name in steps if name not in ("logpipe", "baseline", *CEILINGS)]
     with contextlib.ExitStack() as shared:
         null_url = shared.enter_context(null_server(workdir)) if sink == "null" else None
         for i in range(runs):
             order = ["logpipe", *middle, "baseline"]
             order = order if i % 2 == 0 else order[::-1]
-            for step, name in enumerate([*order, "server ceiling", LARGE_CEILING]):
+            for step, name in enumerate([*order, *CEILINGS]):
                 server = (
                     contextlib.nullcontext(null_url)
                     if null_url is not None
@@ -338,6 +301,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=0,
         help="also run logpipe with `workers: N` (the per-line step in N processes)",
     )
+    parser.add_argument(
+        "--split",
+        action="store_true",
+        help="also run two processes at once: two baselines over halves, two logpipes"
+        " with an input each (bench/split.py)",
+    )
     parser.add_argument("--sinks", default="null,noida", help="comma list: null, noida")
     parser.add_argument(
         "--profile",
@@ -365,7 +334,7 @@ def main(argv: list[str] | None = None) -> None:
             workload = write_workload(root / f"workload-{sizes[sink]}", sizes[sink])
             print(f"{sink}: {workload.total:,} events x {args.runs} runs", flush=True)
             (root / sink).mkdir()
-            sink_rows = bench_sink(sink, workload, args.runs, root / sink, args.workers)
+            sink_rows = bench_sink(sink, workload, args.runs, root / sink, args.workers, args.split)
             rows += sink_rows
             if sink == "null":
                 notes += null_extras(workload, sink_rows, args, root / "extras")

@@ -26,6 +26,7 @@ from typing import Any
 import orjson
 import pytest
 from baseline import documents
+from commands import pipeline_yaml
 from instructions import report as instructions_report
 from livelog import (
     LineMaker,
@@ -37,9 +38,10 @@ from livelog import (
 )
 from memory import parse_size, quarter_peaks, write_backlog
 from report import Measurement, Row, ratio_lines
-from run import pipeline_yaml, workers_name
+from run import workers_name
 from servers import request
 from sidecar import RssSampler, context_switches, cpu_seconds, hwm_kib, rss_kib
+from split import BASELINE_PAIR, LOGPIPE_PAIR, split_workload
 from startup import import_costs
 from workload import access_lines, app_lines, write_workload
 
@@ -322,3 +324,34 @@ def test_workers_row_is_compared_with_the_baseline_and_with_logpipe_alone(tmp_pa
     assert f"{pooled} / logpipe: events/s x1.25" in line
     workload = write_workload(tmp_path, 0)
     assert "workers: 2\n" in pipeline_yaml(workload, "http://x", tmp_path, "p", workers=2)
+
+
+def test_split_workload_cuts_both_logs_at_a_line_and_keeps_every_line(tmp_path: Path) -> None:
+    workload = write_workload(tmp_path / "whole", 101)
+    first, second = split_workload(workload, tmp_path / "halves")
+    assert (first.events_per_log, second.events_per_log) == (50, 51)
+    assert first.total + second.total == workload.total
+    for whole, a, b in (
+        (workload.app_log, first.app_log, second.app_log),
+        (workload.access_log, first.access_log, second.access_log),
+    ):
+        assert a.read_bytes() + b.read_bytes() == whole.read_bytes()
+        assert len(a.read_bytes().splitlines()) == 50
+
+
+def test_pipeline_with_one_input_reads_only_that_input(tmp_path: Path) -> None:
+    workload = write_workload(tmp_path, 0)
+    text = pipeline_yaml(workload, "http://x", tmp_path / "d", "p", inputs=("access",))
+    assert "  access:\n" in text and str(workload.access_log) in text
+    assert "application" not in text and str(workload.app_log) not in text
+
+
+def test_pairs_are_compared_with_the_single_processes(tmp_path: Path) -> None:
+    def row(impl: str, wall: float) -> Row:
+        return Row("null", impl, [Measurement(1_000_000, wall, wall, 50_000)])
+
+    rows = [row("logpipe", 10.0), row(LOGPIPE_PAIR, 8.0), row(BASELINE_PAIR, 5.0)]
+    line = ratio_lines([*rows, row("baseline", 9.0)])[0]
+    assert f"{LOGPIPE_PAIR} / logpipe: events/s x1.25" in line  # 10 s / 8 s
+    assert f"{LOGPIPE_PAIR} / baseline: events/s x1.12" in line  # 9 s / 8 s
+    assert f"{BASELINE_PAIR} / baseline: events/s x1.80" in line  # 9 s / 5 s

@@ -1,6 +1,6 @@
 """Two processes at once, with no coordination: what any two-process design can reach here.
 
-``bench/run.py --split`` adds two rows to each round:
+``bench/run.py --split`` adds three rows to each round:
 
 - **baseline, 2 processes (half of each file)**: two ``baseline.py`` runs
   started together, each over one half of both logs (split at the middle
@@ -13,6 +13,11 @@
   any design that gives each input its own process (a real one would also
   merge checkpoints, alerts and metrics in one place). Its speed is that of
   the slower input.
+- **logpipe, 2 processes (half of each file)**: two ``logpipe run --once``
+  over the baseline pair's halves, each with both inputs. The work split in
+  two equal parts with no coordination at all: the bound of any two-process
+  logpipe here, whatever its design (per-input processes, or the per-line
+  step in workers, as ``workers: N`` does).
 
 For each pair the wall time runs from starting the first to the end of the
 second (it includes ~20 ms of the launchers' own start), the CPU is the two
@@ -37,6 +42,7 @@ from workload import Workload
 BENCH = Path(__file__).resolve().parent
 BASELINE_PAIR = "baseline, 2 processes (half of each file)"
 LOGPIPE_PAIR = "logpipe, 2 processes (one input each)"
+LOGPIPE_HALVES = "logpipe, 2 processes (half of each file)"
 
 
 def run_pair(argvs: tuple[list[str], list[str]], workdirs: tuple[Path, Path]) -> Measurement:
@@ -89,8 +95,11 @@ def split_workload(workload: Workload, out_dir: Path) -> tuple[Workload, Workloa
     )
 
 
-def pair_steps(workload: Workload, workdir: Path) -> dict[str, Callable[[str, int], Measurement]]:
-    """The two rows' measurements, each given the server URL and the run number."""
+Step = Callable[[str, int], Measurement]
+
+
+def pair_steps(workload: Workload, workdir: Path) -> dict[str, Step]:
+    """The three rows' measurements, each given the server URL and the run number."""
     halves = split_workload(workload, workdir / "halves")
 
     def baselines(url: str, i: int) -> Measurement:
@@ -104,21 +113,31 @@ def pair_steps(workload: Workload, workdir: Path) -> dict[str, Callable[[str, in
             raise BenchError(f"{BASELINE_PAIR}: {created} of {workload.total} created")
         return Measurement(workload.total, measured.wall, measured.cpu, measured.max_rss_kib)
 
-    def logpipes(url: str, i: int) -> Measurement:
-        prefix = f"bench-logpipe-pair-{i}"
-        dirs = (workdir / f"logpipe-pair-{i}-a", workdir / f"logpipe-pair-{i}-b")
-        argvs = []
-        for folder, name in zip(dirs, ("application", "access"), strict=True):
-            folder.mkdir(parents=True)
-            pipeline = folder / "pipeline.yml"
-            text = pipeline_yaml(workload, url, folder / "data", prefix, inputs=(name,))
-            pipeline.write_text(text)
-            argvs.append(logpipe_argv(pipeline))
-        measured = run_pair((argvs[0], argvs[1]), dirs)
-        for folder in dirs:
-            found = SUMMARY.search((folder / "stderr").read_text(errors="replace"))
-            if found is None or int(found[2]) != workload.events_per_log:
-                raise BenchError(f"{LOGPIPE_PAIR}: {folder.name} did not index its input")
-        return Measurement(workload.total, measured.wall, measured.cpu, measured.max_rss_kib)
+    def logpipes(
+        name: str, workloads: tuple[Workload, Workload], inputs: list[tuple[str, ...]]
+    ) -> Step:
+        def step(url: str, i: int) -> Measurement:
+            prefix = f"bench-logpipe-pair-{len(inputs[0])}-{i}"
+            dirs = (workdir / f"{prefix}-a", workdir / f"{prefix}-b")
+            argvs = []
+            for folder, part, names in zip(dirs, workloads, inputs, strict=True):
+                folder.mkdir(parents=True)
+                pipeline = folder / "pipeline.yml"
+                pipeline.write_text(pipeline_yaml(part, url, folder / "data", prefix, inputs=names))
+                argvs.append(logpipe_argv(pipeline))
+            measured = run_pair((argvs[0], argvs[1]), dirs)
+            for folder, part, names in zip(dirs, workloads, inputs, strict=True):
+                found = SUMMARY.search((folder / "stderr").read_text(errors="replace"))
+                expected = part.events_per_log * len(names)
+                if found is None or int(found[2]) != expected:
+                    raise BenchError(f"{name}: {folder.name} did not index its {expected} lines")
+            return Measurement(workload.total, measured.wall, measured.cpu, measured.max_rss_kib)
 
-    return {LOGPIPE_PAIR: logpipes, BASELINE_PAIR: baselines}
+        return step
+
+    both = ("application", "access")
+    return {
+        LOGPIPE_PAIR: logpipes(LOGPIPE_PAIR, (workload, workload), [both[:1], both[1:]]),
+        LOGPIPE_HALVES: logpipes(LOGPIPE_HALVES, halves, [both, both]),
+        BASELINE_PAIR: baselines,
+    }

@@ -41,7 +41,7 @@ from report import Measurement, Row, ratio_lines
 from run import workers_name
 from servers import request
 from sidecar import RssSampler, context_switches, cpu_seconds, hwm_kib, rss_kib
-from split import BASELINE_PAIR, LOGPIPE_PAIR, split_workload
+from split import BASELINE_PAIR, LOGPIPE_HALVES, LOGPIPE_PAIR, split_workload
 from startup import import_costs
 from workload import access_lines, app_lines, write_workload
 
@@ -346,12 +346,14 @@ def test_pipeline_with_one_input_reads_only_that_input(tmp_path: Path) -> None:
     assert "application" not in text and str(workload.app_log) not in text
 
 
-def test_pairs_are_compared_with_the_single_processes(tmp_path: Path) -> None:
+def test_pairs_are_compared_with_the_single_processes() -> None:
     def row(impl: str, wall: float) -> Row:
         return Row("null", impl, [Measurement(1_000_000, wall, wall, 50_000)])
 
     rows = [row("logpipe", 10.0), row(LOGPIPE_PAIR, 8.0), row(BASELINE_PAIR, 5.0)]
+    rows.append(row(LOGPIPE_HALVES, 6.0))
     line = ratio_lines([*rows, row("baseline", 9.0)])[0]
     assert f"{LOGPIPE_PAIR} / logpipe: events/s x1.25" in line  # 10 s / 8 s
     assert f"{LOGPIPE_PAIR} / baseline: events/s x1.12" in line  # 9 s / 8 s
     assert f"{BASELINE_PAIR} / baseline: events/s x1.80" in line  # 9 s / 5 s
+    assert f"{LOGPIPE_HALVES} / logpipe: events/s x1.67" in line  # 10 s / 6 s

@@ -20,8 +20,10 @@ API for a shipper to run against it:
   matches one field name, arrays are looked through), so a client that asks
   for ``errors,items.*.status`` gets, and decodes, only that;
 - ``GET /_null/stats``: ``{"requests": ..., "bulk_requests": ..., "docs": ...,
-  "refused_bulk_requests": ..., "down": ...}`` since start, so a benchmark can
-  check that everything arrived.
+  "refused_bulk_requests": ..., "down": ..., "cpu": ...}`` since start, so a
+  benchmark can check that everything arrived, and tell how much CPU the
+  server itself spent (user + sys seconds of this process) while a shipper
+  ran.
 
 For the benchmarks that need them (bench/latency.py, bench/memory.py):
 
@@ -49,6 +51,7 @@ import contextlib
 import gzip
 import itertools
 import re
+import resource
 import signal
 import time
 from array import array
@@ -274,6 +277,7 @@ class NullElasticsearch:
                     "docs": stats.docs,
                     "refused_bulk_requests": stats.refused_bulk_requests,
                     "down": self.down,
+                    "cpu": sum(resource.getrusage(resource.RUSAGE_SELF)[:2]),
                 }
             )
         if path in ("/_null/down", "/_null/up") and method == "POST":

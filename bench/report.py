@@ -23,6 +23,7 @@ class Measurement:
     wall: float
     cpu: float | None = None  # user + sys seconds of the child process alone
     max_rss_kib: int | None = None  # ru_maxrss of the child (KiB on Linux)
+    sink_cpu: float | None = None  # CPU the null sink spent meanwhile (bench/null_es.py)
 
     @property
     def rate(self) -> float:
@@ -33,6 +34,12 @@ class Measurement:
         if self.cpu is None or not self.events:
             return None
         return self.cpu * 1_000_000 / self.events
+
+    @property
+    def sink_cpu_per_million(self) -> float | None:
+        if self.sink_cpu is None or not self.events:
+            return None
+        return self.sink_cpu * 1_000_000 / self.events
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +136,31 @@ def ratio_lines(rows: list[Row]) -> list[str]:
     return lines
 
 
+def sink_cpu_lines(rows: list[Row]) -> list[str]:
+    """The null sink's own CPU per million events while each row ran, and what it leaves.
+
+    On a machine where the sink shares the cores, the shipper's and the sink's
+    CPU together, over the cores, bound the wall time from below.
+    """
+    cores = os.cpu_count() or 1
+    parts = []
+    for row in rows:
+        sink = row.spread("sink_cpu_per_million")
+        mine = row.spread("cpu_per_million")
+        if sink is None or mine is None:
+            continue
+        floor = (sink.median + mine.median) / cores
+        parts.append(
+            f"{row.impl} {sink.median:.1f} (with its own {mine.median:.1f}: "
+            f"at least {floor:.2f} s per million events on {cores} cores)"
+        )
+    if not parts:
+        return []
+    return [
+        "- **the null sink's own CPU-s per million events**, while each ran: " + "; ".join(parts)
+    ]
+
+
 def _ratio(figure: str, mine: Row, other: Row, label: str) -> str:
     a, b = mine.spread(figure), other.spread(figure)
     if a is None or b is None or b.median == 0:
@@ -139,7 +171,8 @@ def _ratio(figure: str, mine: Row, other: Row, label: str) -> str:
 def table(rows: list[Row]) -> str:
     """The results table and the ratio lines, as markdown."""
     body = "\n".join(row_markdown(row) for row in rows)
-    return f"{HEADER}\n{body}\n\nRatios (medians):\n\n" + "\n".join(ratio_lines(rows))
+    lines = ratio_lines(rows) + sink_cpu_lines(rows)
+    return f"{HEADER}\n{body}\n\nRatios (medians):\n\n" + "\n".join(lines)
 
 
 def machine() -> str:

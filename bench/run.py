@@ -29,7 +29,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import orjson
@@ -43,7 +43,7 @@ from commands import (
     pipeline_yaml,
 )
 from report import Measurement, Row, publish, section
-from servers import BenchError, indexed_total, noida_server, null_server
+from servers import BenchError, indexed_total, noida_server, null_cpu, null_server
 from split import pair_steps
 from workload import Workload, write_workload
 
@@ -214,7 +214,11 @@ def bench_sink(
                 )
                 with server as url:
                     before = indexed_total(sink, url) if sink == "null" else 0
+                    cpu_before = null_cpu(url) if sink == "null" else 0.0
                     measured = steps[name](url, i)
+                    if sink == "null" and measured.cpu is not None:
+                        sink_cpu = null_cpu(url) - cpu_before
+                        measured = replace(measured, sink_cpu=sink_cpu)
                     held = indexed_total(sink, url) - before
                 if held != workload.total:
                     raise BenchError(

@@ -90,6 +90,11 @@ def null_stats(url: str) -> dict[str, Any]:
     return stats
 
 
+def null_cpu(url: str) -> float:
+    """CPU seconds (user + sys) bench/null_es.py has spent since it started."""
+    return float(orjson.loads(request(url, "GET", "/_null/stats")[1])["cpu"])
+
+
 def indexed_total(sink: str, url: str) -> int:
     """How many documents the server holds (null: has received), asked after a run."""
     if sink == "null":

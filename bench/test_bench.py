@@ -37,7 +37,7 @@ from livelog import (
     percentile,
 )
 from memory import parse_size, quarter_peaks, write_backlog
-from report import Measurement, Row, ratio_lines
+from report import Measurement, Row, ratio_lines, table
 from run import workers_name
 from servers import request
 from sidecar import RssSampler, context_switches, cpu_seconds, hwm_kib, rss_kib
@@ -357,3 +357,13 @@ def test_pairs_are_compared_with_the_single_processes() -> None:
     assert f"{LOGPIPE_PAIR} / baseline: events/s x1.12" in line  # 9 s / 8 s
     assert f"{BASELINE_PAIR} / baseline: events/s x1.80" in line  # 9 s / 5 s
     assert f"{LOGPIPE_HALVES} / logpipe: events/s x1.67" in line  # 10 s / 6 s
+
+
+def test_sink_cpu_is_reported_per_million_events_with_the_floor_it_sets() -> None:
+    runs = [Measurement(1_000_000, 10.0, 9.0, 50_000, sink_cpu=3.0)]
+    ceiling = Row("null", "server ceiling", [Measurement(1_000_000, 5.0)])
+    text = table([Row("null", "logpipe", runs), ceiling])
+    cores = os.cpu_count() or 1
+    floor = (3.0 + 9.0) / cores
+    assert f"logpipe 3.0 (with its own 9.0: at least {floor:.2f} s per million" in text
+    assert "server ceiling" not in text.split("null sink's own CPU")[1]

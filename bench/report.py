@@ -113,7 +113,8 @@ def ratio_lines(rows: list[Row]) -> list[str]:
         )
         parts = []
         if logpipe is not None and baseline is not None:
-            parts.append(_ratio("wall", logpipe, baseline, "logpipe / baseline: wall time"))
+            parts.append(_ratio("rate", logpipe, baseline, "logpipe / baseline: events/s"))
+            parts.append(_ratio("wall", logpipe, baseline, "wall time"))
             parts.append(_ratio("cpu_per_million", logpipe, baseline, "CPU per event"))
             parts.append(_ratio("max_rss_kib", logpipe, baseline, "peak RSS"))
         if logpipe is not None and ceiling is not None:
@@ -162,10 +163,20 @@ def sink_cpu_lines(rows: list[Row]) -> list[str]:
 
 
 def _ratio(figure: str, mine: Row, other: Row, label: str) -> str:
+    """The ratio of the medians; for events/s, also that of each round's pair of runs.
+
+    Both run in the same round, minutes apart, so a machine that slows down
+    over the hour slows both: the per-round ratios show how much of a median
+    ratio is noise.
+    """
     a, b = mine.spread(figure), other.spread(figure)
     if a is None or b is None or b.median == 0:
         return ""
-    return f"{label} x{a.median / b.median:.2f}"
+    text = f"{label} x{a.median / b.median:.2f}"
+    if figure == "rate" and len(mine.runs) == len(other.runs) > 1:
+        rounds = Spread.of([m.rate / o.rate for m, o in zip(mine.runs, other.runs, strict=True)])
+        text += f" (per round x{rounds.median:.2f}, x{rounds.low:.2f}..x{rounds.high:.2f})"
+    return text
 
 
 def table(rows: list[Row]) -> str:

@@ -367,3 +367,13 @@ def test_sink_cpu_is_reported_per_million_events_with_the_floor_it_sets() -> Non
     floor = (3.0 + 9.0) / cores
     assert f"logpipe 3.0 (with its own 9.0: at least {floor:.2f} s per million" in text
     assert "server ceiling" not in text.split("null sink's own CPU")[1]
+
+
+def test_events_per_second_ratios_also_give_each_rounds_ratio() -> None:
+    def row(impl: str, *walls: float) -> Row:
+        return Row("null", impl, [Measurement(1_000_000, w) for w in walls])
+
+    # Round 1: 10 s against 12 s; round 2: 14 s against 14 s (a slower hour for both).
+    line = ratio_lines([row("logpipe", 10.0, 14.0), row("baseline", 12.0, 14.0)])[0]
+    # Median rates 85.7k and 77.4k events/s: x1.11; per round x1.20 and x1.00, median x1.10.
+    assert "logpipe / baseline: events/s x1.11 (per round x1.10, x1.00..x1.20)" in line

@@ -45,11 +45,10 @@ LOGPIPE_PAIR = "logpipe, 2 processes (one input each)"
 LOGPIPE_HALVES = "logpipe, 2 processes (half of each file)"
 
 
-def run_pair(argvs: tuple[list[str], list[str]], workdirs: tuple[Path, Path]) -> Measurement:
-    """Start both commands (through bench/measure.py), wait for both; the pair's figures.
-
-    The events are filled in by the caller; here they are 0.
-    """
+def run_pair(
+    argvs: tuple[list[str], list[str]], workdirs: tuple[Path, Path], events: int
+) -> Measurement:
+    """Start both commands (through bench/measure.py), wait for both; the pair's figures."""
     procs, outputs = [], []
     start = time.perf_counter()
     for argv, workdir in zip(argvs, workdirs, strict=True):
@@ -73,7 +72,7 @@ def run_pair(argvs: tuple[list[str], list[str]], workdirs: tuple[Path, Path]) ->
             raise BenchError(f"{workdir.name} failed (exit {usage.get('code')}):\n{tail}")
         cpu += usage["cpu"]
         rss += usage["max_rss_kib"]
-    return Measurement(0, wall, cpu, rss)
+    return Measurement(events, wall, cpu, rss)
 
 
 def split_workload(workload: Workload, out_dir: Path) -> tuple[Workload, Workload]:
@@ -107,17 +106,19 @@ def pair_steps(workload: Workload, workdir: Path) -> dict[str, Step]:
         install_template(url, prefix)
         dirs = (workdir / f"baseline-pair-{i}-a", workdir / f"baseline-pair-{i}-b")
         argvs = (baseline_argv(halves[0], url, prefix), baseline_argv(halves[1], url, prefix))
-        measured = run_pair(argvs, dirs)
+        measured = run_pair(argvs, dirs, workload.total)
         created = sum(orjson.loads((d / "stdout").read_bytes())["created"] for d in dirs)
         if created != workload.total:
             raise BenchError(f"{BASELINE_PAIR}: {created} of {workload.total} created")
-        return Measurement(workload.total, measured.wall, measured.cpu, measured.max_rss_kib)
+        return measured
 
     def logpipes(
-        name: str, workloads: tuple[Workload, Workload], inputs: list[tuple[str, ...]]
+        name: str, slug: str, workloads: tuple[Workload, Workload], inputs: list[tuple[str, ...]]
     ) -> Step:
+        """Two logpipes at once: each over its workload, reading only its inputs."""
+
         def step(url: str, i: int) -> Measurement:
-            prefix = f"bench-logpipe-pair-{len(inputs[0])}-{i}"
+            prefix = f"bench-logpipe-{slug}-{i}"
             dirs = (workdir / f"{prefix}-a", workdir / f"{prefix}-b")
             argvs = []
             for folder, part, names in zip(dirs, workloads, inputs, strict=True):
@@ -125,19 +126,19 @@ def pair_steps(workload: Workload, workdir: Path) -> dict[str, Step]:
                 pipeline = folder / "pipeline.yml"
                 pipeline.write_text(pipeline_yaml(part, url, folder / "data", prefix, inputs=names))
                 argvs.append(logpipe_argv(pipeline))
-            measured = run_pair((argvs[0], argvs[1]), dirs)
+            measured = run_pair((argvs[0], argvs[1]), dirs, workload.total)
             for folder, part, names in zip(dirs, workloads, inputs, strict=True):
                 found = SUMMARY.search((folder / "stderr").read_text(errors="replace"))
                 expected = part.events_per_log * len(names)
                 if found is None or int(found[2]) != expected:
                     raise BenchError(f"{name}: {folder.name} did not index its {expected} lines")
-            return Measurement(workload.total, measured.wall, measured.cpu, measured.max_rss_kib)
+            return measured
 
         return step
 
     both = ("application", "access")
     return {
-        LOGPIPE_PAIR: logpipes(LOGPIPE_PAIR, (workload, workload), [both[:1], both[1:]]),
-        LOGPIPE_HALVES: logpipes(LOGPIPE_HALVES, halves, [both, both]),
+        LOGPIPE_PAIR: logpipes(LOGPIPE_PAIR, "inputs", (workload, workload), [both[:1], both[1:]]),
+        LOGPIPE_HALVES: logpipes(LOGPIPE_HALVES, "halves", halves, [both, both]),
         BASELINE_PAIR: baselines,
     }

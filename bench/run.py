@@ -28,7 +28,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -44,7 +43,7 @@ from commands import (
 )
 from report import Measurement, Row, publish, section
 from servers import BenchError, indexed_total, noida_server, null_cpu, null_server
-from split import pair_steps
+from split import Step, pair_steps
 from workload import Workload, write_workload
 
 BENCH = Path(__file__).resolve().parent
@@ -146,9 +145,6 @@ def run_ceiling(workload: Workload, url: str, prefix: str, batch: int = BATCH) -
     if poster.created != workload.total:
         raise BenchError(f"server ceiling: {poster.created} of {workload.total} created")
     return Measurement(workload.total, wall)
-
-
-Step = Callable[[str, int], Measurement]
 
 
 def workers_name(workers: int) -> str:
